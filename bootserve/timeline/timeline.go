@@ -1,0 +1,170 @@
+// Package timeline records what happens to each machine while it boots:
+// DHCP discover/offer/request/ack, TFTP files, the iPXE script, kernel and
+// initrd downloads, and later enrollment, swarm join and reports. A Log keeps
+// the events in memory, bounded per machine, and answers queries by MAC.
+package timeline
+
+import (
+	"bytes"
+	"net"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Kind names a step on a machine's timeline.
+type Kind string
+
+// The steps bootserve and the appliance record.
+const (
+	DHCPDiscover Kind = "dhcp-discover"
+	DHCPOffer    Kind = "dhcp-offer"
+	DHCPRequest  Kind = "dhcp-request"
+	DHCPAck      Kind = "dhcp-ack"
+	TFTP         Kind = "tftp"
+	Script       Kind = "script"
+	Kernel       Kind = "kernel"
+	Initrd       Kind = "initrd"
+	ISO          Kind = "iso"
+	Enroll       Kind = "enroll"
+	SwarmInit    Kind = "swarm-init"
+	SwarmJoin    Kind = "swarm-join"
+	Report       Kind = "report"
+)
+
+// Event is one step of one machine. MAC may be nil when the step could not
+// be tied to a machine (for example a TFTP read from an unknown address).
+type Event struct {
+	Time   time.Time        `json:"time"`
+	MAC    net.HardwareAddr `json:"-"`
+	IP     net.IP           `json:"ip,omitempty"`
+	Arch   string           `json:"arch,omitempty"`
+	Kind   Kind             `json:"kind"`
+	Detail string           `json:"detail,omitempty"`
+}
+
+// Recorder receives timeline events. Implementations must be safe for
+// concurrent use.
+type Recorder interface {
+	Record(Event)
+}
+
+// RecorderFunc adapts a function to a Recorder.
+type RecorderFunc func(Event)
+
+// Record calls f(e).
+func (f RecorderFunc) Record(e Event) { f(e) }
+
+// Discard is a Recorder that drops every event.
+var Discard Recorder = RecorderFunc(func(Event) {})
+
+// DefaultPerMachine is how many events a Log keeps per machine when
+// Log.PerMachine is zero.
+const DefaultPerMachine = 256
+
+// Log is an in-memory, concurrency-safe Recorder. The zero value is ready to
+// use. It keeps the newest PerMachine events of each machine; events without
+// a MAC are kept under the empty MAC "".
+type Log struct {
+	// PerMachine bounds the events kept per machine (0 → DefaultPerMachine).
+	PerMachine int
+
+	mu       sync.Mutex
+	machines map[string]*machine
+}
+
+type machine struct {
+	mac    net.HardwareAddr
+	first  time.Time
+	last   Event
+	events []Event
+}
+
+// Machine summarizes one machine in a Log.
+type Machine struct {
+	MAC       net.HardwareAddr `json:"-"`
+	FirstSeen time.Time        `json:"first_seen"`
+	Last      Event            `json:"last"`
+	Events    int              `json:"events"`
+}
+
+// Record adds e. A zero Time is replaced by the current time.
+func (l *Log) Record(e Event) {
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.MAC = slices.Clone(e.MAC)
+	e.IP = slices.Clone(e.IP)
+	key := e.MAC.String()
+	max := l.PerMachine
+	if max <= 0 {
+		max = DefaultPerMachine
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.machines == nil {
+		l.machines = map[string]*machine{}
+	}
+	m := l.machines[key]
+	if m == nil {
+		m = &machine{mac: e.MAC, first: e.Time}
+		l.machines[key] = m
+	}
+	if len(m.events) >= max {
+		n := copy(m.events, m.events[len(m.events)-max+1:])
+		m.events = m.events[:n]
+	}
+	m.events = append(m.events, e)
+	m.last = e
+}
+
+// Machines returns a summary of every machine seen, ordered by MAC.
+func (l *Log) Machines() []Machine {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Machine, 0, len(l.machines))
+	for _, m := range l.machines {
+		out = append(out, Machine{MAC: slices.Clone(m.mac), FirstSeen: m.first, Last: m.last, Events: len(m.events)})
+	}
+	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].MAC, out[j].MAC) < 0 })
+	return out
+}
+
+// Events returns a copy of mac's events, oldest first (nil if unknown).
+func (l *Log) Events(mac net.HardwareAddr) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m := l.machines[mac.String()]
+	if m == nil {
+		return nil
+	}
+	return slices.Clone(m.events)
+}
+
+// Kinds returns the kinds of events in order.
+func Kinds(events []Event) []Kind {
+	out := make([]Kind, len(events))
+	for i, e := range events {
+		out[i] = e.Kind
+	}
+	return out
+}
+
+// InOrder reports whether want appears in events as a subsequence: every
+// kind of want, in this order, with any other events between them. It
+// returns the first kind it could not find after the previous one ("" when
+// all were found). Tests use it to assert that a boot went through every
+// stage in order.
+func InOrder(events []Event, want ...Kind) (missing Kind, ok bool) {
+	i := 0
+	for _, e := range events {
+		if i < len(want) && e.Kind == want[i] {
+			i++
+		}
+	}
+	if i == len(want) {
+		return "", true
+	}
+	return want[i], false
+}
