@@ -1,0 +1,104 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDecodeRefusals(t *testing.T) {
+	t.Parallel()
+	good := `{"token":"abc","bios_uuid":"4211-aa","macs":["52:54:00:12:34:56"],"csr":"AQID"}`
+	var ok EnrollRequest
+	if err := Decode(strings.NewReader(good), &ok); err != nil {
+		t.Fatalf("good request refused: %v", err)
+	}
+	if len(ok.CSR) != 3 || ok.MACs[0] != "52:54:00:12:34:56" {
+		t.Fatalf("decoded wrong: %+v", ok)
+	}
+	for name, body := range map[string]string{
+		"unknown field": `{"token":"abc","bios_uuid":"x","csr":"AQID","admin":true}`,
+		"trailing":      good + `{}`,
+		"no token":      `{"bios_uuid":"x","csr":"AQID"}`,
+		"no csr":        `{"token":"abc","bios_uuid":"x"}`,
+		"bad mac":       `{"token":"abc","bios_uuid":"x","macs":["zz"],"csr":"AQID"}`,
+		"long token":    `{"token":"` + strings.Repeat("a", MaxTokenLen+1) + `","bios_uuid":"x","csr":"AQID"}`,
+		"huge":          `{"token":"` + strings.Repeat("a", MaxBody) + `"}`,
+		"control char":  `{"token":"abc","bios_uuid":"x\u0001","csr":"AQID"}`,
+		"not json":      `token=abc`,
+	} {
+		var r EnrollRequest
+		err := Decode(strings.NewReader(body), &r)
+		if !errors.Is(err, ErrDecode) {
+			t.Errorf("%s: got %v, want ErrDecode", name, err)
+		}
+	}
+}
+
+func TestReportRoundTrip(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	in := Report{Swarm: SwarmState{State: "active", NodeID: "n1"}, Disk: DiskReport{Path: "/var/lib/docker", Persistent: true, Formatted: FormattedPreExisting},
+		JoinTokens: &ManagerPush{ClusterID: "c", Worker: "w", Manager: "m", Managers: []string{"10.77.0.2:2377"}}}
+	if err := encodeJSON(&buf, in); err != nil {
+		t.Fatal(err)
+	}
+	var out Report
+	if err := Decode(&buf, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Swarm.NodeID != "n1" || !out.Disk.Persistent || out.JoinTokens.Managers[0] != "10.77.0.2:2377" {
+		t.Fatalf("round trip lost data: %+v", out)
+	}
+	bad := in
+	bad.JoinTokens = &ManagerPush{Managers: []string{"no-port"}}
+	buf.Reset()
+	_ = encodeJSON(&buf, bad)
+	if err := Decode(&buf, &out); !errors.Is(err, ErrDecode) {
+		t.Fatalf("manager without port accepted: %v", err)
+	}
+}
+
+func TestLoadTrust(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, _, err := LoadTrust(dir); err == nil || !strings.Contains(err.Error(), "image builder") {
+		t.Fatalf("missing trust: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, TrustConfigFile), []byte(`{"url":"http://x"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, TrustCAFile), []byte("junk"), 0o644)
+	if _, _, err := LoadTrust(dir); err == nil || !strings.Contains(err.Error(), "https") {
+		t.Fatalf("http url accepted: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, TrustConfigFile), []byte(`{"url":"https://10.77.0.1:8443"}`), 0o644)
+	if _, _, err := LoadTrust(dir); err == nil || !strings.Contains(err.Error(), "no PEM") {
+		t.Fatalf("junk CA accepted: %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`{"token":"abc","bios_uuid":"x","macs":["52:54:00:12:34:56"],"csr":"AQID"}`))
+	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","swarm":{"state":"active"},"disk":{"path":"/var/lib/docker"},"join_tokens":{"managers":["a:1"]}}`))
+	f.Add([]byte(`{"csr":"AQID"}`))
+	f.Add([]byte(`{"action":"join","managers":["10.0.0.1:2377"]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, v := range []any{&EnrollRequest{}, &Report{}, &RenewRequest{}, &Plan{}, &EnrollResponse{}} {
+			if err := Decode(bytes.NewReader(b), v); err == nil {
+				// Whatever is accepted must encode again and decode to
+				// an accepted value (no state only half-valid).
+				var buf bytes.Buffer
+				if err := encodeJSON(&buf, v); err != nil {
+					t.Fatalf("accepted %T does not encode: %v", v, err)
+				}
+				if len(b) > MaxBody {
+					t.Fatalf("accepted %d bytes > MaxBody", len(b))
+				}
+			} else if !errors.Is(err, ErrDecode) {
+				t.Fatalf("refusal not ErrDecode: %v", err)
+			}
+		}
+	})
+}
