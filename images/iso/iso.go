@@ -1,0 +1,227 @@
+package iso
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/diskfs/go-diskfs/backend/file"
+	"github.com/diskfs/go-diskfs/filesystem/iso9660"
+)
+
+// Boot assets from Debian packages (isolinux, syslinux-common,
+// systemd-boot-efi).
+const (
+	DefaultIsolinux    = "/usr/lib/ISOLINUX/isolinux.bin"
+	DefaultIsohdpfx    = "/usr/lib/ISOLINUX/isohdpfx.bin"
+	DefaultLdlinux     = "/usr/lib/syslinux/modules/bios/ldlinux.c32"
+	DefaultSystemdBoot = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"
+)
+
+// Options describe one ISO.
+type Options struct {
+	Kernel, Initrd string    // files to boot (required)
+	Cmdline        string    // kernel command line, one line
+	ModTime        time.Time // every timestamp in the image (zero: Unix epoch)
+	VolumeID       string    // default "SWARMBOOT"
+
+	// Boot assets; empty means the Debian path (Default*).
+	Isolinux, Isohdpfx, Ldlinux, SystemdBoot string
+	// TempDir holds the staging directory; default: the output's directory
+	// (so kernel and initrd can be hard-linked, not copied).
+	TempDir string
+}
+
+// ErrAsset is returned when a boot asset is missing; the message names the
+// Debian package to install.
+var ErrAsset = errors.New("iso: boot asset missing")
+
+func (o *Options) defaults() {
+	set := func(p *string, d string) {
+		if *p == "" {
+			*p = d
+		}
+	}
+	set(&o.Isolinux, DefaultIsolinux)
+	set(&o.Isohdpfx, DefaultIsohdpfx)
+	set(&o.Ldlinux, DefaultLdlinux)
+	set(&o.SystemdBoot, DefaultSystemdBoot)
+	set(&o.VolumeID, "SWARMBOOT")
+	if o.ModTime.IsZero() {
+		o.ModTime = time.Unix(0, 0)
+	}
+	o.ModTime = o.ModTime.UTC().Truncate(2 * time.Second)
+}
+
+// CheckAssets reports which boot assets are missing and how to get them.
+func (o Options) CheckAssets() error {
+	o.defaults()
+	var missing []string
+	for _, a := range []struct{ path, pkg string }{
+		{o.Isolinux, "isolinux"}, {o.Isohdpfx, "isolinux"}, {o.Ldlinux, "syslinux-common"},
+		{o.SystemdBoot, "systemd-boot-efi"},
+	} {
+		if _, err := os.Stat(a.path); err != nil {
+			missing = append(missing, fmt.Sprintf("%s (apt-get install %s)", a.path, a.pkg))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s", ErrAsset, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// isolinuxCfg and the systemd-boot entry start the same kernel and initrd
+// with the same command line.
+func isolinuxCfg(cmdline string) string {
+	return "DEFAULT swarmboot\nPROMPT 0\nTIMEOUT 0\nLABEL swarmboot\n" +
+		"  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.img\n  APPEND " + cmdline + "\n"
+}
+
+func loaderConf() string { return "default swarmboot.conf\ntimeout 0\nconsole-mode keep\n" }
+
+func loaderEntry(cmdline string) string {
+	return "title swarmboot\nlinux /vmlinuz\ninitrd /initrd.img\noptions " + cmdline + "\n"
+}
+
+// Write builds the ISO at out (written to a temporary name in the same
+// directory, then renamed).
+func Write(ctx context.Context, out string, opt Options) (err error) {
+	opt.defaults()
+	if strings.ContainsAny(opt.Cmdline, "\n\r") {
+		return fmt.Errorf("iso: kernel command line has a line break")
+	}
+	if err := opt.CheckAssets(); err != nil {
+		return err
+	}
+	tmpDir := opt.TempDir
+	if tmpDir == "" {
+		tmpDir = filepath.Dir(out)
+	}
+	ws, err := os.MkdirTemp(tmpDir, ".iso-stage-")
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	defer os.RemoveAll(ws)
+	if err := stage(ws, opt); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	defer func() {
+		tmp.Close()
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	fs, err := iso9660.Create(file.New(tmp, false), 0, 0, 2048, ws)
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	bios := &iso9660.ElToritoEntry{Platform: iso9660.BIOS, Emulation: iso9660.NoEmulation,
+		BootFile: "/isolinux/isolinux.bin", BootTable: true}
+	bios.SetLoadSize(4)
+	efi := &iso9660.ElToritoEntry{Platform: iso9660.EFI, Emulation: iso9660.NoEmulation,
+		BootFile: "/boot/efiboot.img"}
+	err = fs.Finalize(iso9660.FinalizeOptions{
+		VolumeIdentifier: opt.VolumeID,
+		ElTorito: &iso9660.ElTorito{BootCatalog: "/isolinux/boot.cat", HideBootCatalog: true,
+			Entries: []*iso9660.ElToritoEntry{bios, efi}},
+	})
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	if err := fixDates(tmp, opt.ModTime); err != nil {
+		return err
+	}
+	if err := makeHybrid(tmp, opt.Isohdpfx); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	return os.Rename(tmp.Name(), out)
+}
+
+// stage lays out the ISO tree in ws: boot assets, kernel, initrd and the
+// EFI system partition image, all with opt.ModTime.
+func stage(ws string, opt Options) error {
+	for _, d := range []string{"isolinux", "boot"} {
+		if err := os.Mkdir(filepath.Join(ws, d), 0o755); err != nil {
+			return fmt.Errorf("iso: %w", err)
+		}
+	}
+	put := []struct{ src, dst string }{
+		{opt.Isolinux, "isolinux/isolinux.bin"}, {opt.Ldlinux, "isolinux/ldlinux.c32"},
+		{opt.Kernel, "boot/vmlinuz"}, {opt.Initrd, "boot/initrd.img"},
+	}
+	for _, p := range put {
+		if err := linkOrCopy(p.src, filepath.Join(ws, p.dst)); err != nil {
+			return fmt.Errorf("iso: %w", err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(ws, "isolinux/isolinux.cfg"), []byte(isolinuxCfg(opt.Cmdline)), 0o644); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	esp, err := os.Create(filepath.Join(ws, "boot/efiboot.img"))
+	if err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
+	_, err = WriteFAT(esp, []*File{
+		{Path: "/EFI/BOOT/BOOTX64.EFI", Source: opt.SystemdBoot},
+		{Path: "/loader/loader.conf", Data: []byte(loaderConf())},
+		{Path: "/loader/entries/swarmboot.conf", Data: []byte(loaderEntry(opt.Cmdline))},
+		{Path: "/vmlinuz", Source: opt.Kernel},
+		{Path: "/initrd.img", Source: opt.Initrd},
+	}, opt.ModTime)
+	if cerr := esp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("iso: EFI system partition: %w", err)
+	}
+	// Directory times last: creating entries changes them.
+	for _, p := range []string{"isolinux/isolinux.bin", "isolinux/ldlinux.c32", "isolinux/isolinux.cfg",
+		"boot/vmlinuz", "boot/initrd.img", "boot/efiboot.img", "isolinux", "boot", "."} {
+		if err := os.Chtimes(filepath.Join(ws, p), opt.ModTime, opt.ModTime); err != nil {
+			return fmt.Errorf("iso: %w", err)
+		}
+	}
+	return nil
+}
+
+// linkOrCopy hard-links src to dst, or copies it when that fails (another
+// filesystem). A hard link shares the inode: its times change with the
+// staging's Chtimes, which is harmless for build artifacts.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
