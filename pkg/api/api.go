@@ -26,7 +26,7 @@ const (
 )
 
 // MaxBody is the largest request or response body either side accepts.
-const MaxBody = 64 << 10
+const MaxBody = 512 << 10
 
 // ErrDecode is wrapped by every decoding or validation refusal.
 var ErrDecode = errors.New("api: bad message")
@@ -140,6 +140,9 @@ type ManagerPush struct {
 	Worker    string   `json:"worker"`
 	Manager   string   `json:"manager"`
 	Managers  []string `json:"managers"` // host:port
+	// NodeIDs are the swarm's current members, so the appliance can tell
+	// a node the swarm removed (it still believes it is active) to rejoin.
+	NodeIDs []string `json:"node_ids,omitempty"`
 }
 
 // DockerState is the local dockerd as the agent sees it.

@@ -105,6 +105,14 @@ func (r *Report) Validate() error {
 				return err
 			}
 		}
+		if len(p.NodeIDs) > 10000 {
+			return errors.New("more than 10000 node ids")
+		}
+		for _, id := range p.NodeIDs {
+			if err := short("node_ids", id); err != nil {
+				return err
+			}
+		}
 		if len(p.Managers) > maxList {
 			return fmt.Errorf("more than %d managers", maxList)
 		}

@@ -1,0 +1,213 @@
+package enroll
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/swarmboot/swarmboot/appliance/ca"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+type ctxNode struct{}
+
+// authed requires a client certificate from our CA (verified by the TLS
+// handshake) that is the node's current certificate and not revoked.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *store.Node)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
+			s.Log.Warn("node call refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", "no client certificate")
+			refuse(w, http.StatusUnauthorized, "a node certificate is required: enroll first")
+			return
+		}
+		leaf := r.TLS.PeerCertificates[0]
+		serial := leaf.SerialNumber.Text(16)
+		fp := ca.Fingerprint(leaf.PublicKey)
+		var node *store.Node
+		var why string
+		err := s.Store.View(func(tx *store.Tx) error {
+			revoked, err := tx.CertRevoked(serial)
+			if err != nil {
+				return err
+			}
+			n, err := tx.NodeByKey(fp)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				why = "no node holds this key"
+			case err != nil:
+				return err
+			case revoked || !n.Revoked.IsZero():
+				why = "certificate revoked"
+			case n.CertSerial != serial:
+				why = "certificate superseded"
+			default:
+				node = n
+			}
+			return nil
+		})
+		if err != nil {
+			s.Log.Error("node call failed", "err", err)
+			refuse(w, http.StatusInternalServerError, "appliance error; it is logged there")
+			return
+		}
+		if node == nil {
+			s.Log.Warn("node call refused", "remote", r.RemoteAddr, "path", r.URL.Path, "cn", leaf.Subject.CommonName, "reason", why)
+			refuse(w, http.StatusForbidden, "node certificate refused: "+why)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), ctxNode{}, node)), node)
+	})
+}
+
+func lastReport(n *store.Node) *api.Report {
+	if len(n.LastReport) == 0 {
+		return nil
+	}
+	var rep api.Report
+	if json.Unmarshal(n.LastReport, &rep) != nil {
+		return nil
+	}
+	return &rep
+}
+
+func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, n *store.Node) {
+	plan, err := s.plan(r.Context(), n)
+	if err != nil {
+		s.Log.Error("plan failed", "node", n.Name, "err", err)
+		refuse(w, http.StatusInternalServerError, "appliance error; it is logged there")
+		return
+	}
+	// Never log the plan itself: it carries the join token.
+	s.Log.Debug("plan", "node", n.Name, "action", plan.Action, "reason", plan.Reason)
+	writeJSON(w, http.StatusOK, plan)
+}
+
+func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.Node) {
+	var rep api.Report
+	if err := api.Decode(body(w, r), &rep); err != nil {
+		s.Log.Warn("report refused", "node", n.Name, "err", err)
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	now := s.Now()
+	if push := rep.JoinTokens; push != nil {
+		s.acceptPush(n, &rep)
+		rep.JoinTokens = nil // secrets stay in memory, never in the store
+	}
+	if rep.Time.IsZero() {
+		rep.Time = now
+	}
+	raw, err := json.Marshal(&rep)
+	if err != nil {
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sum := summary(&rep)
+	s.mu.Lock()
+	mark := s.lastEvt[n.Name]
+	event := mark.summary != sum || now.Sub(mark.at) >= s.ReportEvent
+	if event {
+		s.lastEvt[n.Name] = reportMark{summary: sum, at: now}
+	}
+	s.mu.Unlock()
+	err = s.batch.do(r.Context(), func(tx *store.Tx) error {
+		cur, err := tx.Node(n.Name)
+		if err != nil {
+			return err
+		}
+		cur.LastSeen, cur.LastReport = now, raw
+		if rep.Swarm.NodeID != cur.SwarmNodeID {
+			cur.SwarmNodeID, cur.SwarmNodeSeen = rep.Swarm.NodeID, now
+		}
+		if err := tx.PutNode(*cur); err != nil {
+			return err
+		}
+		if !event {
+			return nil
+		}
+		return tx.AppendEvent(store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum})
+	})
+	if err != nil {
+		s.Log.Error("report not stored", "node", n.Name, "err", err)
+		refuse(w, http.StatusServiceUnavailable, "report not stored; retry")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// summary is the report's one-line timeline form.
+func summary(r *api.Report) string {
+	disk := "disk: RAM (not persistent)"
+	if r.Disk.Persistent {
+		disk = fmt.Sprintf("disk: %s %s %s", r.Disk.Device, r.Disk.FSType, r.Disk.Formatted)
+	}
+	probe := "probe ok"
+	if !r.Disk.ProbeOK {
+		probe = "probe FAILED"
+	}
+	sw := "swarm " + r.Swarm.State
+	if r.Swarm.State == "active" {
+		sw += " " + r.Swarm.Role + " " + r.Swarm.NodeID
+	}
+	return fmt.Sprintf("image %s, docker %s, %s, %s, %s", r.ImageVersion, r.Docker.Version, sw, disk, probe)
+}
+
+// acceptPush takes join tokens from a manager node's agent: only nodes the
+// appliance made managers, and only when their daemon says it is an
+// active manager.
+func (s *Server) acceptPush(n *store.Node, rep *api.Report) {
+	p := rep.JoinTokens
+	if n.Role != api.RoleManager || rep.Swarm.State != "active" || !rep.Swarm.ControlAvailable || p.Worker == "" || p.Manager == "" {
+		s.Log.Warn("join tokens pushed by a node that is not an active manager: ignored", "node", n.Name)
+		return
+	}
+	s.pushed.Set(swarmInfo(p, s.Now()))
+	s.Log.Info("swarm join tokens updated (held in memory)", "node", n.Name, "cluster", p.ClusterID, "members", len(p.NodeIDs))
+}
+
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.Node) {
+	var req api.RenewRequest
+	if err := api.Decode(body(w, r), &req); err != nil {
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	csr, err := ca.ParseCSR(req.CSR)
+	if err != nil {
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	now := s.Now()
+	var pemCert []byte
+	err = s.Store.Update(func(tx *store.Tx) error {
+		cur, err := tx.Node(n.Name)
+		if err != nil {
+			return err
+		}
+		if cur.CertSerial != n.CertSerial {
+			return errors.New("certificate changed meanwhile")
+		}
+		der, cert, err := s.CA.SignNode(csr, cur.Name)
+		if err != nil {
+			return err
+		}
+		if err := tx.RevokeCert(cur.CertSerial, now); err != nil {
+			return err
+		}
+		cur.KeyFingerprint, cur.CertSerial, cur.CertPEM, cur.NotAfter = ca.Fingerprint(csr.PublicKey), cert.SerialNumber.Text(16), ca.PEM(der), cert.NotAfter
+		pemCert = cur.CertPEM
+		if err := tx.PutNode(*cur); err != nil {
+			return err
+		}
+		return tx.AppendEvent(store.Event{Time: now, MAC: cur.MAC(), VM: cur.VM, Kind: "renew", Detail: "certificate renewed until " + cert.NotAfter.UTC().Format("2006-01-02")})
+	})
+	if err != nil {
+		s.Log.Error("renew failed", "node", n.Name, "err", err)
+		refuse(w, http.StatusConflict, "renew failed: "+err.Error())
+		return
+	}
+	s.Log.Info("certificate renewed", "node", n.Name)
+	writeJSON(w, http.StatusOK, api.RenewResponse{Certificate: pemCert})
+}

@@ -1,0 +1,71 @@
+package swarm
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/moby/moby/client"
+)
+
+// Remote reads the swarm from an existing manager's Docker API (the site
+// file's case: workers join a swarm that swarmboot did not create). The
+// answer is cached for TTL.
+type Remote struct {
+	Client *client.Client
+	TTL    time.Duration // default 10 s
+
+	mu     sync.Mutex
+	cached Info
+}
+
+// NewRemote connects to a manager's Docker API: host is "tcp://HOST:2376"
+// (with caFile, certFile, keyFile for TLS) or "unix:///path/docker.sock".
+// The API version is negotiated (Debian's docker.io 20.10 speaks 1.41).
+func NewRemote(host, caFile, certFile, keyFile string) (*Remote, error) {
+	opts := []client.Opt{client.WithHost(host), client.WithAPIVersionNegotiation()}
+	if caFile != "" || certFile != "" {
+		opts = append(opts, client.WithTLSClientConfig(caFile, certFile, keyFile))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("swarm manager %s: %w", host, err)
+	}
+	return &Remote{Client: c}, nil
+}
+
+// Swarm asks the manager for tokens, managers and members.
+func (r *Remote) Swarm(ctx context.Context) (Info, error) {
+	ttl := r.TTL
+	if ttl == 0 {
+		ttl = 10 * time.Second
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.cached.At.IsZero() && time.Since(r.cached.At) < ttl {
+		return r.cached, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sw, err := r.Client.SwarmInspect(ctx, client.SwarmInspectOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("swarm manager %s: inspect: %w (is it a swarm manager?)", r.Client.DaemonHost(), err)
+	}
+	nodes, err := r.Client.NodeList(ctx, client.NodeListOptions{})
+	if err != nil {
+		return Info{}, fmt.Errorf("swarm manager %s: node list: %w", r.Client.DaemonHost(), err)
+	}
+	i := Info{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager, NodeIDs: []string{}, At: time.Now()}
+	for _, n := range nodes.Items {
+		i.NodeIDs = append(i.NodeIDs, n.ID)
+		if n.ManagerStatus != nil && n.ManagerStatus.Addr != "" {
+			if _, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
+				i.Managers = append(i.Managers, n.ManagerStatus.Addr)
+			}
+		}
+	}
+	r.cached = i
+	return i, nil
+}
