@@ -78,7 +78,7 @@ func (r *Report) Validate() error {
 		"swarm.node_id": r.Swarm.NodeID, "swarm.node_addr": r.Swarm.NodeAddr,
 		"swarm.state": r.Swarm.State, "swarm.role": r.Swarm.Role,
 		"swarm.cluster_id": r.Swarm.ClusterID,
-		"disk.path": r.Disk.Path, "disk.mount_point": r.Disk.MountPoint,
+		"disk.path":        r.Disk.Path, "disk.mount_point": r.Disk.MountPoint,
 		"disk.device": r.Disk.Device, "disk.fs_type": r.Disk.FSType,
 		"disk.uuid": r.Disk.UUID, "disk.label": r.Disk.Label,
 		"disk.formatted": string(r.Disk.Formatted), "disk.docker_root_dir": r.Disk.DockerRootDir,
