@@ -91,7 +91,9 @@ func (t *Tree) Symlink(name, target string) {
 }
 
 // Dir adds a directory.
-func (t *Tree) Dir(name string, mode fs.FileMode) { t.Add(Entry{Name: name, Mode: fs.ModeDir | mode.Perm()}) }
+func (t *Tree) Dir(name string, mode fs.FileMode) {
+	t.Add(Entry{Name: name, Mode: fs.ModeDir | mode.Perm()})
+}
 
 // Has reports whether name is in the tree.
 func (t *Tree) Has(name string) bool { _, ok := t.m[clean(name)]; return ok }
