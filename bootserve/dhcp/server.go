@@ -1,0 +1,153 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/server4"
+	"golang.org/x/sync/errgroup"
+)
+
+// Server puts a Handler on UDP sockets.
+type Server struct {
+	Handler *Handler
+	// Interface is the boot network interface. ListenAndServe binds its
+	// sockets to it (SO_BINDTODEVICE) so that broadcasts go out there.
+	Interface string
+	Addr      string // DHCP listen address ("" → ":67")
+	PXEAddr   string // PXE boot server listen address ("" → ":4011")
+	// MaxInFlight bounds concurrently handled packets (0 → 256).
+	MaxInFlight int
+	Logger      *slog.Logger // nil → the handler's logger
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return s.Handler.cfg.Logger
+}
+
+// ListenAndServe serves DHCP on port 67 and the PXE boot server on 4011 of
+// Interface until ctx is cancelled. In off mode it returns nil at once.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	if s.Handler.Mode() == ModeOff {
+		s.logger().Info("DHCP is off: the site's DHCP server must point PXE clients at us")
+		return nil
+	}
+	addr, pxeAddr := s.Addr, s.PXEAddr
+	if addr == "" {
+		addr = ":67"
+	}
+	if pxeAddr == "" {
+		pxeAddr = fmt.Sprintf(":%d", PXEPort)
+	}
+	conn, err := listen(s.Interface, addr)
+	if err != nil {
+		return err
+	}
+	pconn, err := listen(s.Interface, pxeAddr)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	s.logger().Info("DHCP serving", "mode", s.Handler.Mode(), "interface", s.Interface, "addr", addr, "pxe", pxeAddr)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.Serve(ctx, conn) })
+	g.Go(func() error { return s.ServePXE(ctx, pconn) })
+	return g.Wait()
+}
+
+func listen(iface, addr string) (net.PacketConn, error) {
+	ua, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp listen address %q: %w", addr, err)
+	}
+	conn, err := server4.NewIPv4UDPConn(iface, ua)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp listen on %s (interface %q): %w: run as root (or with CAP_NET_BIND_SERVICE and CAP_NET_RAW) and check the interface exists", addr, iface, err)
+	}
+	return conn, nil
+}
+
+// Serve answers DHCP requests arriving on conn (port 67 traffic) until ctx
+// is cancelled; it closes conn.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	return s.serve(ctx, conn, false)
+}
+
+// ServePXE answers PXE boot server requests arriving on conn (port 4011
+// traffic) until ctx is cancelled; it closes conn.
+func (s *Server) ServePXE(ctx context.Context, conn net.PacketConn) error {
+	return s.serve(ctx, conn, true)
+}
+
+func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error {
+	log := s.logger()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	max := s.MaxInFlight
+	if max <= 0 {
+		max = 256
+	}
+	sem := make(chan struct{}, max)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		buf := make([]byte, 1500)
+		n, peer, err := conn.ReadFrom(buf)
+		if err != nil {
+			conn.Close()
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("dhcp read: %w", err)
+		}
+		req, err := dhcpv4.FromBytes(buf[:n])
+		if err != nil {
+			log.Debug("dropping malformed DHCP packet", "from", peer.String(), "err", err)
+			continue
+		}
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			resp := s.Handler.Handle(ctx, req, pxe)
+			if resp == nil {
+				return
+			}
+			dst := replyAddr(req, resp, peer)
+			if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil && ctx.Err() == nil {
+				log.Warn("dhcp send failed", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "to", dst.String(), "err", err)
+			}
+		}()
+	}
+}
+
+// replyAddr says where a reply goes (RFC 2131 4.1): to the relay, to the
+// client's address, or broadcast when the client has none yet.
+func replyAddr(req, resp *dhcpv4.DHCPv4, peer net.Addr) net.Addr {
+	up, _ := peer.(*net.UDPAddr)
+	known := up != nil && up.IP != nil && !up.IP.IsUnspecified()
+	if gw := req.GatewayIPAddr; gw != nil && !gw.IsUnspecified() {
+		if known && up.IP.Equal(gw) {
+			return up
+		}
+		return &net.UDPAddr{IP: gw, Port: dhcpv4.ServerPort}
+	}
+	if resp.MessageType() == dhcpv4.MessageTypeNak {
+		return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+	}
+	if known {
+		return up
+	}
+	if ci := req.ClientIPAddr; ci != nil && !ci.IsUnspecified() {
+		return &net.UDPAddr{IP: ci, Port: dhcpv4.ClientPort}
+	}
+	return &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ClientPort}
+}
