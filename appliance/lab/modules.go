@@ -28,7 +28,7 @@ var EngineModules = []string{
 
 // Modules indexes a kernel's modules directory (lib/modules/<version>).
 type Modules struct {
-	dir   string
+	dir     string
 	paths   map[string]string // name (underscores) → path relative to dir
 	builtin map[string]bool
 }
