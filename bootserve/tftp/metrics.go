@@ -1,7 +1,7 @@
 package tftp
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -30,10 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.transfers, m.bytes, m.active, m.failures} {
 		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if !errors.As(err, &are) {
-				return nil, err
-			}
+			return nil, fmt.Errorf("register metrics (one server per registry): %w", err)
 		}
 	}
 	return m, nil
