@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -91,6 +92,11 @@ func (s *Store) writeImage(img v1.Image, stage string) (*v1.Descriptor, error) {
 	}
 	if cf, err := img.ConfigFile(); err == nil && cf.OS != "" {
 		desc.Platform = cf.Platform()
+	}
+	// go-containerregistry fills artifactType with the config media type;
+	// for a plain image the field stays empty, as in LinuxKit's cache.
+	if desc.ArtifactType == string(types.OCIConfigJSON) || desc.ArtifactType == string(types.DockerConfigJSON) {
+		desc.ArtifactType = ""
 	}
 	desc.Annotations = nil
 	return desc, nil
