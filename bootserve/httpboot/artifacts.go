@@ -121,7 +121,6 @@ type countingWriter struct {
 	n int64
 }
 
-func (w *countingWriter) header() http.Header  { return w.r.Header() }
 func (w *countingWriter) Header() http.Header  { return w.r.Header() }
 func (w *countingWriter) WriteHeader(code int) { w.r.WriteHeader(code) }
 
