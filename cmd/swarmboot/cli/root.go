@@ -111,6 +111,7 @@ Typical flow on a site:
 // group lives in its own file and adds itself here.
 var commands = []func(*Globals) *cobra.Command{
 	newVersionCmd,
+	newImageCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
