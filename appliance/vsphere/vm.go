@@ -1,0 +1,316 @@
+package vsphere
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/mo"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+// extraConfig keys swarmboot writes on the VMs it owns.
+const (
+	KeyManaged = "swarmboot.managed" // "true" on every VM swarmboot created
+	KeyGroup   = "swarmboot.group"
+	KeyIndex   = "swarmboot.index"
+	KeyRole    = "swarmboot.role"
+	KeyImage   = "swarmboot.image"
+	KeyToken   = "guestinfo.swarmboot.token" // one-time enrollment token; read by the agent
+)
+
+// VMSpec is a VM to create.
+type VMSpec struct {
+	Name, Group, Role, Image string
+	Index                    int
+	CPUs, MemoryMiB, DiskGiB int
+	GuestID                  string
+	Firmware                 string // bios | efi
+	Boot                     string // iso | pxe
+	ISO                      string // "[ds] path" for iso boot
+	Token                    string // goes only into guestinfo, never logged
+	BIOSUUID, InstanceUUID   string // chosen by the caller so records can precede the VM
+}
+
+// VM is a VM as observed in vCenter.
+type VM struct {
+	Ref                    types.ManagedObjectReference
+	Name                   string
+	Managed                bool // carries the swarmboot.managed marker
+	Group, Role, Image     string
+	Index                  int
+	CPUs, MemoryMiB        int
+	DiskGiB                int
+	Firmware               string
+	BootFirst              string // ethernet | cdrom | disk | ""
+	ISO                    string // CD-ROM backing file, if any
+	PowerState             string // poweredOn | poweredOff | suspended
+	BIOSUUID, InstanceUUID string
+	MAC, IP                string
+}
+
+// Object is the govmomi handle of vm.
+func (c *Client) Object(vm *VM) *object.VirtualMachine {
+	o := object.NewVirtualMachine(c.VC, vm.Ref)
+	return o
+}
+
+// CreateVM creates spec in folder on p (disk thin, vmxnet3 NIC on the
+// network, CD-ROM with the ISO for iso boot, firmware, markers and token),
+// sets the boot order (network first for pxe, CD-ROM first for iso) and
+// returns the VM as vCenter now sees it. It does not power it on.
+func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec) (*VM, error) {
+	obj := "VM " + s.Name
+	var devices object.VirtualDeviceList
+	scsi, err := devices.CreateSCSIController("pvscsi")
+	if err != nil {
+		return nil, err
+	}
+	devices = append(devices, scsi)
+	disk := &types.VirtualDisk{
+		VirtualDevice: types.VirtualDevice{
+			Key: devices.NewKey(),
+			Backing: &types.VirtualDiskFlatVer2BackingInfo{
+				DiskMode:        string(types.VirtualDiskModePersistent),
+				ThinProvisioned: types.NewBool(true),
+			},
+		},
+		CapacityInKB: int64(s.DiskGiB) * 1024 * 1024,
+	}
+	devices.AssignController(disk, scsi.(types.BaseVirtualController))
+	devices = append(devices, disk)
+	backing, err := p.Network.EthernetCardBackingInfo(ctx)
+	if err != nil {
+		return nil, Explain(err, "read backing of", "network "+p.Network.GetInventoryPath())
+	}
+	nic, err := devices.CreateEthernetCard("vmxnet3", backing)
+	if err != nil {
+		return nil, err
+	}
+	devices = append(devices, nic)
+	if s.Boot == "iso" {
+		ide, err := devices.CreateIDEController()
+		if err != nil {
+			return nil, err
+		}
+		devices = append(devices, ide)
+		cd, err := devices.CreateCdrom(ide.(*types.VirtualIDEController))
+		if err != nil {
+			return nil, err
+		}
+		cd = devices.InsertIso(cd, s.ISO)
+		cd.Connectable = &types.VirtualDeviceConnectInfo{StartConnected: true, AllowGuestControl: true, Connected: true}
+		devices = append(devices, cd)
+	}
+	changes, err := devices.ConfigSpec(types.VirtualDeviceConfigSpecOperationAdd)
+	if err != nil {
+		return nil, err
+	}
+	spec := types.VirtualMachineConfigSpec{
+		Name:         s.Name,
+		GuestId:      s.GuestID,
+		NumCPUs:      int32(s.CPUs),
+		MemoryMB:     int64(s.MemoryMiB),
+		Firmware:     s.Firmware,
+		Uuid:         s.BIOSUUID,
+		InstanceUuid: s.InstanceUUID,
+		Annotation:   "Managed by swarmboot (group " + s.Group + "). Changes here are undone by `swarmboot apply`.",
+		DeviceChange: changes,
+		Files:        &types.VirtualMachineFileInfo{VmPathName: fmt.Sprintf("[%s]", p.Datastore.Name())},
+		ExtraConfig: []types.BaseOptionValue{
+			&types.OptionValue{Key: KeyManaged, Value: "true"},
+			&types.OptionValue{Key: KeyGroup, Value: s.Group},
+			&types.OptionValue{Key: KeyIndex, Value: strconv.Itoa(s.Index)},
+			&types.OptionValue{Key: KeyRole, Value: s.Role},
+			&types.OptionValue{Key: KeyImage, Value: s.Image},
+			&types.OptionValue{Key: KeyToken, Value: s.Token},
+		},
+	}
+	task, err := folder.CreateVM(ctx, spec, p.Pool, nil)
+	if err != nil {
+		return nil, Explain(err, "create", obj)
+	}
+	info, err := task.WaitForResult(ctx, nil)
+	if err != nil {
+		return nil, Explain(err, "create", obj)
+	}
+	ref := info.Result.(types.ManagedObjectReference)
+	vm, err := c.Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.SetBootOrder(ctx, vm, s.Boot); err != nil {
+		return vm, err
+	}
+	return c.Get(ctx, ref)
+}
+
+// SetBootOrder puts the network first (pxe) or the CD-ROM first (iso),
+// then the disk.
+func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
+	o := c.Object(vm)
+	devices, err := o.Device(ctx)
+	if err != nil {
+		return Explain(err, "read devices of", "VM "+vm.Name)
+	}
+	first := "ethernet"
+	if boot == "iso" {
+		first = "cdrom"
+	}
+	opts := &types.VirtualMachineBootOptions{BootOrder: devices.BootOrder([]string{first, "disk"})}
+	if err := o.SetBootOptions(ctx, opts); err != nil {
+		return Explain(err, "set boot order of", "VM "+vm.Name)
+	}
+	return nil
+}
+
+// vmProps are the properties List and Get read.
+var vmProps = []string{"name", "config.extraConfig", "config.hardware.numCPU", "config.hardware.memoryMB",
+	"config.hardware.device", "config.uuid", "config.instanceUuid", "config.firmware", "config.bootOptions",
+	"runtime.powerState", "guest.ipAddress"}
+
+// Get reads one VM.
+func (c *Client) Get(ctx context.Context, ref types.ManagedObjectReference) (*VM, error) {
+	var m mo.VirtualMachine
+	if err := object.NewVirtualMachine(c.VC, ref).Properties(ctx, ref, vmProps, &m); err != nil {
+		return nil, Explain(err, "read", "VM "+ref.Value)
+	}
+	vm := fromMO(&m)
+	return &vm, nil
+}
+
+func fromMO(m *mo.VirtualMachine) VM {
+	vm := VM{Ref: m.Self, Name: m.Name, PowerState: string(m.Runtime.PowerState)}
+	if m.Guest != nil {
+		vm.IP = m.Guest.IpAddress
+	}
+	if m.Config == nil {
+		return vm
+	}
+	vm.CPUs, vm.MemoryMiB = int(m.Config.Hardware.NumCPU), int(m.Config.Hardware.MemoryMB)
+	vm.BIOSUUID, vm.InstanceUUID, vm.Firmware = m.Config.Uuid, m.Config.InstanceUuid, m.Config.Firmware
+	for _, bov := range m.Config.ExtraConfig {
+		ov := bov.GetOptionValue()
+		v, _ := ov.Value.(string)
+		switch ov.Key {
+		case KeyManaged:
+			vm.Managed = v == "true"
+		case KeyGroup:
+			vm.Group = v
+		case KeyIndex:
+			vm.Index, _ = strconv.Atoi(v)
+		case KeyRole:
+			vm.Role = v
+		case KeyImage:
+			vm.Image = v
+		}
+	}
+	devices := object.VirtualDeviceList(m.Config.Hardware.Device)
+	for _, d := range devices {
+		switch d := d.(type) {
+		case types.BaseVirtualEthernetCard:
+			if vm.MAC == "" {
+				vm.MAC = d.GetVirtualEthernetCard().MacAddress
+			}
+		case *types.VirtualDisk:
+			if vm.DiskGiB == 0 {
+				vm.DiskGiB = int(d.CapacityInKB / 1024 / 1024)
+			}
+		case *types.VirtualCdrom:
+			if b, ok := d.Backing.(*types.VirtualCdromIsoBackingInfo); ok && vm.ISO == "" {
+				vm.ISO = b.FileName
+			}
+		}
+	}
+	if m.Config.BootOptions != nil && len(m.Config.BootOptions.BootOrder) > 0 {
+		switch m.Config.BootOptions.BootOrder[0].(type) {
+		case *types.VirtualMachineBootOptionsBootableEthernetDevice:
+			vm.BootFirst = "ethernet"
+		case *types.VirtualMachineBootOptionsBootableCdromDevice:
+			vm.BootFirst = "cdrom"
+		case *types.VirtualMachineBootOptionsBootableDiskDevice:
+			vm.BootFirst = "disk"
+		}
+	}
+	return vm
+}
+
+// PowerOn powers vm on; already on is fine.
+func (c *Client) PowerOn(ctx context.Context, vm *VM) error {
+	task, err := c.Object(vm).PowerOn(ctx)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
+		return Explain(err, "power on", "VM "+vm.Name)
+	}
+	vm.PowerState = string(types.VirtualMachinePowerStatePoweredOn)
+	return nil
+}
+
+// PowerOff powers vm off (hard); already off is fine.
+func (c *Client) PowerOff(ctx context.Context, vm *VM) error {
+	task, err := c.Object(vm).PowerOff(ctx)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil && !fault.IsAlreadyPoweredOffError(err) && !fault.Is(err, &types.InvalidPowerState{}) {
+		return Explain(err, "power off", "VM "+vm.Name)
+	}
+	vm.PowerState = string(types.VirtualMachinePowerStatePoweredOff)
+	return nil
+}
+
+// Reconfigure sets CPUs and memory of a powered-off vm.
+func (c *Client) Reconfigure(ctx context.Context, vm *VM, cpus, memoryMiB int) error {
+	task, err := c.Object(vm).Reconfigure(ctx, types.VirtualMachineConfigSpec{NumCPUs: int32(cpus), MemoryMB: int64(memoryMiB)})
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil {
+		return Explain(err, "reconfigure", "VM "+vm.Name)
+	}
+	vm.CPUs, vm.MemoryMiB = cpus, memoryMiB
+	return nil
+}
+
+// ClearToken removes the enrollment token from vm's guestinfo (after the
+// token was spent).
+func (c *Client) ClearToken(ctx context.Context, vm *VM) error {
+	task, err := c.Object(vm).Reconfigure(ctx, types.VirtualMachineConfigSpec{
+		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: KeyToken, Value: ""}}})
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	return Explain(err, "clear token of", "VM "+vm.Name)
+}
+
+// Destroy powers vm off and deletes it with its disk; gone already is fine.
+func (c *Client) Destroy(ctx context.Context, vm *VM) error {
+	if err := c.PowerOff(ctx, vm); err != nil {
+		if fault.Is(err, &types.ManagedObjectNotFound{}) {
+			return nil
+		}
+		return err
+	}
+	task, err := c.Object(vm).Destroy(ctx)
+	if err == nil {
+		err = task.Wait(ctx)
+	}
+	if err != nil && !fault.Is(err, &types.ManagedObjectNotFound{}) {
+		return Explain(err, "delete", "VM "+vm.Name)
+	}
+	return nil
+}
+
+// WaitIP waits until VMware Tools in vm report an IPv4 address.
+func (c *Client) WaitIP(ctx context.Context, vm *VM) (string, error) {
+	ip, err := c.Object(vm).WaitForIP(ctx, true)
+	if err != nil {
+		return "", Explain(err, "wait for the guest IP of", "VM "+vm.Name+" (are VMware Tools running in the image?)")
+	}
+	vm.IP = ip
+	return ip, nil
+}
