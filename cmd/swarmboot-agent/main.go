@@ -1,14 +1,63 @@
 // Command swarmboot-agent runs inside every swarmboot image: it enrolls
-// with the appliance, joins the swarm and reports its disk.
+// with the appliance, joins the swarm and reports its disk. Its trust
+// material (appliance URL + CA) is baked into the image under
+// /etc/swarmboot; it needs no flags there.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 
+	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/version"
 )
 
 func main() {
-	fmt.Fprintf(os.Stdout, "swarmboot-agent %s\n", version.Version)
+	trust := flag.String("trust", api.TrustDir, "directory with appliance.json and ca.pem")
+	state := flag.String("state", agent.DefaultStateDir, "node key and certificate (on the persistent disk)")
+	dockerHost := flag.String("docker", "unix:///var/run/docker.sock", "local Docker API")
+	data := flag.String("data", "/var/lib/docker", "directory whose disk is reported")
+	tokenFile := flag.String("token-file", filepath.Join(api.TrustDir, "token"), "token file (after guestinfo and the kernel command line)")
+	advertise := flag.String("advertise-addr", "", "swarm advertise address (default: dockerd's choice)")
+	image := flag.String("image-version", os.Getenv("SWARMBOOT_IMAGE"), "image version to report")
+	verbose := flag.Bool("v", false, "debug logging")
+	showVersion := flag.Bool("version", false, "print the version and exit")
+	flag.Parse()
+	if *showVersion {
+		fmt.Println("swarmboot-agent", version.Version)
+		return
+	}
+	lvl := slog.LevelInfo
+	if *verbose {
+		lvl = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	cfg, roots, err := api.LoadTrust(*trust)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "swarmboot-agent:", err)
+		os.Exit(1)
+	}
+	a, err := agent.New(agent.Config{
+		URL: cfg.URL, ServerName: cfg.ServerName, Roots: roots,
+		StateDir: *state, DockerHost: *dockerHost, DataPath: *data, Advertise: *advertise,
+		Tokens:       []agent.TokenSource{agent.GuestinfoToken{}, agent.CmdlineToken{}, agent.FileToken{Path: *tokenFile}},
+		ImageVersion: *image, Log: log,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "swarmboot-agent:", err)
+		os.Exit(1)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, "swarmboot-agent:", err)
+		os.Exit(1)
+	}
 }
