@@ -124,6 +124,10 @@ func (s *Store) locked(fn func() error) error {
 	if err := os.RemoveAll(s.tmpDir()); err != nil {
 		return fmt.Errorf("clean image store staging: %w", err)
 	}
+	stale, _ := filepath.Glob(filepath.Join(s.dir, ".index.json.tmp-*"))
+	for _, f := range stale {
+		os.Remove(f)
+	}
 	return fn()
 }
 
