@@ -46,6 +46,11 @@ type Rootfs struct {
 	Images  []ImageRef // images the rootfs was made of
 }
 
+// timedSource is a Source that takes Build's timestamp and logger.
+type timedSource interface {
+	setDefaults(modTime time.Time, log *slog.Logger)
+}
+
 // ImageRef names one image and its digest.
 type ImageRef struct {
 	Ref    string `json:"ref"`
@@ -142,6 +147,9 @@ func Build(ctx context.Context, src Source, opt Options) (*Manifest, error) {
 	p := newProgress(opt.Progress, opt.Terminal)
 	defer p.done()
 	start := time.Now()
+	if ts, ok := src.(timedSource); ok {
+		ts.setDefaults(modTime, opt.Log)
+	}
 	b := &builder{opt: opt, p: p, modTime: modTime}
 	defer b.cleanup()
 
