@@ -112,6 +112,9 @@ Typical flow on a site:
 var commands = []func(*Globals) *cobra.Command{
 	newVersionCmd,
 	newImageCmd,
+	newServeCmd,
+	newMachinesCmd,
+	newEventsCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
