@@ -96,3 +96,38 @@ func TestFATRefusesDuplicates(t *testing.T) {
 		t.Error("two files differing only in case accepted")
 	}
 }
+
+// TestFATGeometry: cluster size grows with the content so FAT16's cluster
+// count limits hold (sparse files: nothing is written).
+func TestFATGeometry(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, c := range []struct {
+		size    int64
+		wantSPC uint32
+	}{{1 << 20, 4}, {100 << 20, 4}, {200 << 20, 8}, {300 << 20, 16}, {1500 << 20, 64}} {
+		p := filepath.Join(dir, "f")
+		if err := os.Truncate(p, 0); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		f, _ := os.Create(p)
+		f.Truncate(c.size)
+		f.Close()
+		l, err := planFAT([]*File{{Path: "/initrd.img", Source: p}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.spc != c.wantSPC || l.clusters < fatMinCluster || l.clusters > fatMaxCluster {
+			t.Errorf("%d bytes: %d sectors/cluster, %d clusters", c.size, l.spc, l.clusters)
+		}
+		if int64(l.clusters)*l.clusterBytes() < c.size {
+			t.Errorf("%d bytes do not fit %d clusters of %d", c.size, l.clusters, l.clusterBytes())
+		}
+	}
+	f, _ := os.Create(filepath.Join(dir, "huge"))
+	f.Truncate(3 << 30)
+	f.Close()
+	if _, err := planFAT([]*File{{Path: "/x", Source: filepath.Join(dir, "huge")}}); err == nil {
+		t.Error("3 GiB accepted on FAT16")
+	}
+}
