@@ -101,7 +101,9 @@ func (a *Agent) say(state, format string, args ...any) {
 		return
 	}
 	a.state = state
-	fmt.Fprintf(a.cfg.Console, "swarmboot-agent: "+format+"\n", args...)
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(a.cfg.Console, "swarmboot-agent: %s\n", msg)
+	a.cfg.Log.Info(msg)
 }
 
 // backoff is capped exponential with jitter: attempt n waits between half
@@ -252,6 +254,8 @@ func (a *Agent) Once(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The plan carries the join token: log its action only.
+	a.cfg.Log.Debug("plan", "action", plan.Action, "reason", plan.Reason)
 	changed, err := a.docker.Apply(ctx, plan)
 	if err != nil {
 		a.say("plan-fail:"+string(plan.Action), "%s failed: %v", plan.Action, err)

@@ -10,10 +10,6 @@ import (
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
-// memberGrace is how much newer than a node's join a member list must be
-// before "not a member" means "the swarm removed it".
-const memberGrace = 10 * time.Second
-
 func swarmInfo(p *api.ManagerPush, now time.Time) swarm.Info {
 	return swarm.Info{ClusterID: p.ClusterID, Worker: p.Worker, Manager: p.Manager,
 		Managers: append([]string(nil), p.Managers...), NodeIDs: append([]string(nil), p.NodeIDs...), At: now}
@@ -82,7 +78,7 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "node is in another swarm ("+st.ClusterID+")"
 			return join, nil
 		}
-		if member, known := info.Member(st.NodeID); known && !member && st.NodeID != "" && info.At.After(n.SwarmNodeSeen.Add(memberGrace)) {
+		if member, known := info.Member(st.NodeID); known && !member && st.NodeID != "" && info.At.After(n.SwarmNodeSeen.Add(s.MemberGrace)) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "the swarm no longer lists node "+st.NodeID
 			return join, nil
 		}

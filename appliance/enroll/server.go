@@ -54,6 +54,9 @@ type Server struct {
 	// of a node whose report did not change (default 10 min); a change
 	// is always recorded.
 	ReportEvent time.Duration
+	// MemberGrace is how much newer than a node's join a swarm member list
+	// must be before "not listed" means "removed" (default 10 s).
+	MemberGrace time.Duration
 
 	pushed   swarm.Pushed
 	initOnce sync.Once
@@ -77,6 +80,9 @@ func (s *Server) init() {
 		}
 		if s.ReportEvent == 0 {
 			s.ReportEvent = 10 * time.Minute
+		}
+		if s.MemberGrace == 0 {
+			s.MemberGrace = 10 * time.Second
 		}
 		s.lastEvt = map[string]reportMark{}
 		s.batch = newBatcher(s.Store)

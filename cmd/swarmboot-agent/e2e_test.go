@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/swarmboot/swarmboot/appliance/swarm"
+)
+
+// TestExistingSwarm is the seed's case: a manager exists (swarm init by
+// hand); the appliance reads its join tokens over the Docker API; the
+// worker's agent enrolls, joins, survives a reboot without enrolling
+// again, and rejoins after the manager removed it.
+func TestExistingSwarm(t *testing.T) {
+	needLab(t)
+	t.Parallel()
+	logs := map[string]*lockedBuf{"dockerd": {}, "appliance": {}, "agent": {}, "console": {}}
+	l := newLab(t, 61)
+	mgr, wrk := l.add(logs["dockerd"]), l.add(logs["dockerd"])
+	if out, err := mgr.docker("swarm", "init", "--advertise-addr", mgr.IP); err != nil {
+		t.Fatalf("swarm init: %v: %s", err, out)
+	}
+	remote, err := swarm.NewRemote(mgr.Host, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote.TTL = 200 * time.Millisecond
+	a := startAppliance(t, remote, logs["appliance"])
+	m := a.machine(t, wrk, "worker-1", "worker", 1)
+
+	stop := a.run(t, m, logs["console"], logs["agent"])
+	waitNodes(t, mgr, "worker joined", func(n map[string]string) bool { return countReady(n, "worker") == 1 })
+	id := nodeID(t, wrk)
+	if out, err := mgr.docker("node", "ls"); err != nil || !strings.Contains(out, id) {
+		t.Fatalf("docker node ls on the manager does not show %s: %v\n%s", id, err, out)
+	}
+	if got := a.events(t, m.mac, "enroll"); got != 1 {
+		t.Fatalf("%d enroll events, want 1", got)
+	}
+
+	// Reboot: agent and dockerd go down and come back; the token is gone
+	// from the command line (a new boot) — the key on disk is enough.
+	stop()
+	wrk.stop()
+	os.WriteFile(filepath.Join(m.dir, "cmdline"), []byte("console=ttyS0 quiet\n"), 0o644)
+	wrk.start()
+	stop = a.run(t, m, logs["console"], logs["agent"])
+	deadline := time.Now().Add(30 * time.Second)
+	for a.events(t, m.mac, "report") < 2 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := a.events(t, m.mac, "enroll"); got != 1 {
+		t.Errorf("after reboot: %d enroll events, want 1 (no re-enrollment)", got)
+	}
+	if got := nodeID(t, wrk); got != id {
+		t.Errorf("after reboot the node is %q, want still %q", got, id)
+	}
+	waitNodes(t, mgr, "worker ready after reboot", func(n map[string]string) bool { return n[id] == "ready/worker" })
+
+	// The manager removes the node; the worker still thinks it is active.
+	// The appliance sees it missing from the member list → leave-rejoin.
+	secrets := append(joinTokens(t, mgr), m.token)
+	if _, err := mgr.c.NodeRemove(context.Background(), id, client.NodeRemoveOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	nodes := waitNodes(t, mgr, "worker rejoined under a new ID", func(n map[string]string) bool {
+		_, old := n[id]
+		return !old && countReady(n, "worker") == 1
+	})
+	stop()
+	if !strings.Contains(logs["console"].String(), "leave-rejoin done") {
+		t.Errorf("console does not show the leave-rejoin:\n%s", logs["console"].String())
+	}
+	t.Logf("nodes after rejoin: %v", nodes)
+	scanSecrets(t, logs, secrets, filepath.Join(m.dir, "state"))
+}
+
+// TestManagedSwarmOneInit: three manager agents start at once against a
+// swarmboot-managed site; exactly one inits, pushes the tokens, and the
+// other two join as managers.
+func TestManagedSwarmOneInit(t *testing.T) {
+	needLab(t)
+	t.Parallel()
+	logs := map[string]*lockedBuf{"dockerd": {}, "appliance": {}, "agent": {}, "console": {}}
+	l := newLab(t, 62)
+	a := startAppliance(t, nil, logs["appliance"])
+	var ms []*machine
+	for i := range 3 {
+		ms = append(ms, a.machine(t, l.add(logs["dockerd"]), "manager-"+string(rune('1'+i)), "manager", 10+i))
+	}
+	for _, m := range ms {
+		a.run(t, m, logs["console"], logs["agent"])
+	}
+	var nodes map[string]string
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		if res, err := ms[0].d.c.Info(context.Background(), client.InfoOptions{}); err == nil && res.Info.Swarm.ControlAvailable {
+			nodes = waitNodes(t, ms[0].d, "three managers", func(n map[string]string) bool { return countReady(n, "manager") == 3 })
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if nodes == nil {
+		t.Fatalf("manager-1 never became a manager; console:\n%s", logs["console"].String())
+	}
+	inits := 0
+	for _, m := range ms {
+		inits += a.events(t, m.mac, "swarm-init")
+	}
+	if got := strings.Count(logs["console"].String(), "init done"); got != 1 || inits != 1 {
+		t.Errorf("%d agents ran swarm init, %d swarm-init events; want exactly 1", got, inits)
+	}
+	secrets := joinTokens(t, ms[0].d)
+	var dirs []string
+	for _, m := range ms {
+		secrets = append(secrets, m.token)
+		dirs = append(dirs, filepath.Join(m.dir, "state"))
+	}
+	scanSecrets(t, logs, secrets, dirs...)
+}

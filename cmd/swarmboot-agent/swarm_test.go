@@ -1,0 +1,217 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/appliance/ca"
+	"github.com/swarmboot/swarmboot/appliance/enroll"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/swarm"
+)
+
+// appliance is an in-process agent API on loopback.
+type appliance struct {
+	st    *store.Store
+	srv   *enroll.Server
+	url   string
+	roots *x509.CertPool
+}
+
+func startAppliance(t *testing.T, src swarm.Source, log *lockedBuf) *appliance {
+	t.Helper()
+	dir := t.TempDir()
+	st, err := store.Open(filepath.Join(dir, store.FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	authority, err := ca.Open(filepath.Join(dir, "ca"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appliance{st: st, roots: authority.Pool()}
+	a.srv = &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}, Swarm: src, MemberGrace: time.Second,
+		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.url = "https://" + l.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.srv.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("appliance: %v", err)
+		}
+		st.Close()
+	})
+	return a
+}
+
+// machine is a VM as the appliance created it: a record and a token.
+type machine struct {
+	name, uuid, mac string
+	dir             string // uuid file, token file, agent state, data dir
+	d               *dockerd
+	token           string
+}
+
+func (a *appliance) machine(t *testing.T, d *dockerd, name, role string, i int) *machine {
+	t.Helper()
+	m := &machine{name: name, uuid: fmt.Sprintf("4211c0de-0000-4000-8000-%012d", i), mac: fmt.Sprintf("52:54:00:77:00:%02x", i), dir: t.TempDir(), d: d}
+	if err := a.st.Update(func(tx *store.Tx) error {
+		return tx.PutVM(store.VM{Name: name, Role: role, BIOSUUID: m.uuid, MAC: m.mac})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := enroll.NewToken(a.st, enroll.TokenFor{VM: name}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.token = tok
+	os.WriteFile(filepath.Join(m.dir, "uuid"), []byte(strings.ToUpper(m.uuid)+"\n"), 0o644)
+	// The token comes on the kernel command line, as an iPXE script puts it.
+	os.WriteFile(filepath.Join(m.dir, "cmdline"), []byte("console=ttyS0 swarmboot.token="+tok+" quiet\n"), 0o644)
+	os.MkdirAll(filepath.Join(m.dir, "data"), 0o755)
+	return m
+}
+
+// run starts the machine's agent; the returned func stops it and waits.
+func (a *appliance) run(t *testing.T, m *machine, console, log *lockedBuf) (stop func()) {
+	t.Helper()
+	ag, err := agent.New(agent.Config{
+		URL: a.url, Roots: a.roots, StateDir: filepath.Join(m.dir, "state"), DockerHost: m.d.Host,
+		DataPath: filepath.Join(m.dir, "data"), BIOSUUIDPath: filepath.Join(m.dir, "uuid"), MACs: []string{m.mac},
+		Tokens:    []agent.TokenSource{agent.GuestinfoToken{}, agent.CmdlineToken{Path: filepath.Join(m.dir, "cmdline")}},
+		Advertise: m.d.IP, Heartbeat: 400 * time.Millisecond, BackoffMax: time.Second,
+		Console: console, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("agent %s: %v", m.name, err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// waitNodes polls the manager until want reports true for its node list.
+func waitNodes(t *testing.T, mgr *dockerd, what string, want func(ready map[string]string) bool) map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last map[string]string
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		res, err := mgr.c.NodeList(ctx, client.NodeListOptions{})
+		cancel()
+		if err == nil {
+			last = map[string]string{}
+			for _, n := range res.Items {
+				last[n.ID] = fmt.Sprintf("%s/%s", n.Status.State, n.Spec.Role)
+			}
+			if want(last) {
+				return last
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached in 90 s; nodes %v", what, last)
+	return nil
+}
+
+func countReady(nodes map[string]string, role string) int {
+	n := 0
+	for _, s := range nodes {
+		if s == "ready/"+role {
+			n++
+		}
+	}
+	return n
+}
+
+func nodeID(t *testing.T, d *dockerd) string {
+	t.Helper()
+	res, err := d.c.Info(context.Background(), client.InfoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Info.Swarm.NodeID
+}
+
+func (a *appliance) events(t *testing.T, mac, kind string) int {
+	t.Helper()
+	n := 0
+	a.st.View(func(tx *store.Tx) error {
+		evs, _ := tx.Events(mac)
+		for _, e := range evs {
+			if e.Kind == kind {
+				n++
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+// joinTokens reads the swarm's join tokens from a manager (for the scan).
+func joinTokens(t *testing.T, mgr *dockerd) []string {
+	t.Helper()
+	res, err := mgr.c.SwarmInspect(context.Background(), client.SwarmInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{res.Swarm.JoinTokens.Worker, res.Swarm.JoinTokens.Manager}
+}
+
+// scanSecrets fails when any secret appears in any captured log.
+func scanSecrets(t *testing.T, logs map[string]*lockedBuf, secrets []string, keyDirs ...string) {
+	t.Helper()
+	for _, dir := range keyDirs {
+		b, err := os.ReadFile(filepath.Join(dir, agent.KeyFile))
+		if err != nil {
+			t.Fatalf("node key: %v", err)
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, agent.KeyFile)); fi.Mode().Perm() != 0o600 {
+			t.Errorf("node key mode %v, want 0600", fi.Mode().Perm())
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		secrets = append(secrets, lines[1:len(lines)-1]...) // the base64 body
+	}
+	secrets = append(secrets, "PRIVATE KEY")
+	for name, l := range logs {
+		text := l.String()
+		if text == "" && name != "dockerd" {
+			t.Errorf("log %s is empty: the scan would prove nothing", name)
+		}
+		for _, s := range secrets {
+			if s != "" && strings.Contains(text, s) {
+				t.Errorf("log %s contains a secret (%.12s…)", name, s)
+			}
+		}
+	}
+}
