@@ -48,6 +48,18 @@ func (h *Handler) Close() error {
 	return nil
 }
 
+// mayBlock reports whether handling req may wait for the lease file.
+func (h *Handler) mayBlock(req *dhcpv4.DHCPv4) bool {
+	if h.leases == nil || h.leases.j == nil {
+		return false
+	}
+	switch req.MessageType() {
+	case dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeDecline, dhcpv4.MessageTypeRelease:
+		return true
+	}
+	return false
+}
+
 // Handle answers req, received on port 67 or, when pxePort is set, on the
 // PXE port 4011. A nil reply means: stay silent.
 func (h *Handler) Handle(ctx context.Context, req *dhcpv4.DHCPv4, pxePort bool) *dhcpv4.DHCPv4 {

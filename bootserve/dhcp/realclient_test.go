@@ -27,7 +27,7 @@ type lab struct {
 	mac      net.HardwareAddr
 }
 
-func needLab(t *testing.T, tools ...string) {
+func needLab(t testing.TB, tools ...string) {
 	t.Helper()
 	if err := netns.Check(); err != nil {
 		t.Skipf("real DHCP clients need network namespaces: %v", err)

@@ -21,7 +21,8 @@ type Server struct {
 	Interface string
 	Addr      string // DHCP listen address ("" → ":67")
 	PXEAddr   string // PXE boot server listen address ("" → ":4011")
-	// MaxInFlight bounds concurrently handled packets (0 → 256).
+	// MaxInFlight bounds concurrently handled packets that wait for the
+	// lease file (0 → 256); others are answered in the read loop.
 	MaxInFlight int
 	Logger      *slog.Logger // nil → the handler's logger
 }
@@ -88,7 +89,6 @@ func (s *Server) ServePXE(ctx context.Context, conn net.PacketConn) error {
 }
 
 func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error {
-	log := s.logger()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	max := s.MaxInFlight
@@ -110,22 +110,30 @@ func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error
 		}
 		req, err := dhcpv4.FromBytes(buf[:n])
 		if err != nil {
-			log.Debug("dropping malformed DHCP packet", "from", peer.String(), "err", err)
+			s.logger().Debug("dropping malformed DHCP packet", "from", peer.String(), "err", err)
+			continue
+		}
+		if !s.Handler.mayBlock(req) {
+			s.reply(ctx, conn, req, peer, pxe) // no disk: answer at once
 			continue
 		}
 		sem <- struct{}{}
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			resp := s.Handler.Handle(ctx, req, pxe)
-			if resp == nil {
-				return
-			}
-			dst := replyAddr(req, resp, peer)
-			if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil && ctx.Err() == nil {
-				log.Warn("dhcp send failed", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "to", dst.String(), "err", err)
-			}
+			s.reply(ctx, conn, req, peer, pxe)
 		}()
+	}
+}
+
+func (s *Server) reply(ctx context.Context, conn net.PacketConn, req *dhcpv4.DHCPv4, peer net.Addr, pxe bool) {
+	resp := s.Handler.Handle(ctx, req, pxe)
+	if resp == nil {
+		return
+	}
+	dst := replyAddr(req, resp, peer)
+	if _, err := conn.WriteTo(resp.ToBytes(), dst); err != nil && ctx.Err() == nil {
+		s.logger().Warn("dhcp send failed", "mac", req.ClientHWAddr.String(), "xid", req.TransactionID.String(), "to", dst.String(), "err", err)
 	}
 }
 
