@@ -115,6 +115,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newServeCmd,
 	newMachinesCmd,
 	newEventsCmd,
+	newTokenCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
