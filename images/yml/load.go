@@ -77,7 +77,7 @@ func readLimited(p string) ([]byte, error) {
 }
 
 // topKeys are the sections of a linuxkit.yml, in LinuxKit's order.
-var topKeys = []string{"kernel", "init", "onboot", "onshutdown", "services", "files", "volumes", "trust"}
+var topKeys = []string{"kernel", "init", "onboot", "onshutdown", "services", "files", "volumes", "trust", "x-swarmboot"}
 
 // Parse decodes and validates one yml document; file names it in errors.
 func Parse(file string, data []byte) (c *Config, err error) {
@@ -327,6 +327,10 @@ func Merge(a, b *Config) (*Config, error) {
 	m.Files = append(append([]File(nil), a.Files...), b.Files...)
 	m.Volumes = append(append([]*Volume(nil), a.Volumes...), b.Volumes...)
 	m.Warnings = append(append([]string(nil), a.Warnings...), b.Warnings...)
+	if b.Swarmboot != nil && b.Swarmboot.Agent != nil {
+		agent := *b.Swarmboot.Agent
+		m.Swarmboot = &Extensions{Agent: &agent}
+	}
 	if err := uniqueServices(m.Services); err != nil {
 		return nil, err
 	}

@@ -255,3 +255,19 @@ func TestRecursiveAlias(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestSwarmbootExtension(t *testing.T) {
+	t.Parallel()
+	a := writeYML(t, "a.yml", "x-swarmboot:\n  agent: true\n")
+	b := writeYML(t, "b.yml", "x-swarmboot:\n  agent: false\n")
+	c, err := Load(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Swarmboot == nil || *c.Swarmboot.Agent {
+		t.Errorf("agent: false from the second file not applied: %+v", c.Swarmboot)
+	}
+	if _, err := Parse("x.yml", []byte("x-swarmboot:\n  agnet: false\n")); err == nil || !strings.Contains(err.Error(), `did you mean "agent"?`) {
+		t.Errorf("err = %v", err)
+	}
+}

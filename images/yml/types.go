@@ -30,10 +30,21 @@ type Config struct {
 	Files      []File       `yml:"files"`
 	Volumes    []*Volume    `yml:"volumes"`
 
+	// Swarmboot holds swarmboot's own settings (key x-swarmboot). LinuxKit
+	// rejects the key, so keep it in a separate file merged with -f.
+	Swarmboot *Extensions `yml:"x-swarmboot"`
+
 	// InitPos[i] is where Init[i] was declared.
 	InitPos []Pos `yml:"-"`
 	// Warnings are non-fatal findings (for example an ignored trust section).
 	Warnings []string `yml:"-"`
+}
+
+// Extensions are swarmboot's settings in a yml (x-swarmboot:).
+type Extensions struct {
+	// Agent false keeps `swarmboot build` from adding the swarmboot agent
+	// service (default true).
+	Agent *bool `yml:"agent"`
 }
 
 // KernelConfig is the kernel section.

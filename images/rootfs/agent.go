@@ -1,0 +1,134 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/swarmboot/swarmboot/images/yml"
+)
+
+// AgentName is the service name of the baked-in swarmboot agent.
+const AgentName = "swarmboot-agent"
+
+// AgentBinaryRef is the reference a packed agent binary gets (Agent.Binary).
+const AgentBinaryRef = "swarmboot/agent:baked"
+
+// AgentPath is where a packed agent binary lives in its container.
+const AgentPath = "/usr/bin/swarmboot-agent"
+
+// Agent bakes the swarmboot agent into the image as the service
+// "swarmboot-agent" (see AgentService). It is not added when the yml says
+//
+//	x-swarmboot:
+//	  agent: false
+//
+// or already declares a service of that name (then the yml's entry is used;
+// Files are still added unless agent: false).
+type Agent struct {
+	// Image is the agent image's reference in the store; or
+	Image string
+	// Binary is the path of a static swarmboot-agent binary, packed as
+	// /usr/bin/swarmboot-agent into a one-layer image (AgentBinaryRef).
+	Binary string
+	// Files are appended to the yml's files: the site's public trust
+	// material (appliance URL, CA certificate). Never secrets.
+	Files []yml.File
+}
+
+// AgentService is the services entry of the agent: the Docker socket and
+// data, the onboot logs (format/mount results) and devices, host network.
+func AgentService(ref string) *yml.Image {
+	binds := []string{
+		"/var/run:/var/run",
+		"/var/lib/docker:/var/lib/docker",
+		"/run/log/onboot:/run/log/onboot:ro",
+		"/dev:/dev",
+	}
+	return &yml.Image{Name: AgentName, Image: ref, ImageConfig: yml.ImageConfig{BindsAdd: &binds, Net: "host"}}
+}
+
+// withAgent returns c with the agent service and files added (a copy), and
+// the image source that also knows a packed agent binary.
+func withAgent(c *yml.Config, src ImageSource, ag *Agent) (*yml.Config, ImageSource, error) {
+	if ag == nil || (c.Swarmboot != nil && c.Swarmboot.Agent != nil && !*c.Swarmboot.Agent) {
+		return c, src, nil
+	}
+	out := *c
+	out.Files = append(append([]yml.File(nil), c.Files...), ag.Files...)
+	for _, s := range c.Services {
+		if s.Name == AgentName {
+			return &out, src, nil
+		}
+	}
+	ref := ag.Image
+	if ag.Binary != "" {
+		img, err := binaryImage(ag.Binary)
+		if err != nil {
+			return nil, nil, err
+		}
+		ref = AgentBinaryRef
+		src = overlaySource{ref: ref, img: img, next: src}
+	}
+	if ref == "" {
+		return nil, nil, fmt.Errorf("agent: set Agent.Image or Agent.Binary")
+	}
+	out.Services = append(append([]*yml.Image(nil), c.Services...), AgentService(ref))
+	return &out, src, nil
+}
+
+type overlaySource struct {
+	ref  string
+	img  v1.Image
+	next ImageSource
+}
+
+func (o overlaySource) Image(ref, platform string) (v1.Image, error) {
+	if ref == o.ref {
+		return o.img, nil
+	}
+	return o.next.Image(ref, platform)
+}
+
+// binaryImage packs a static binary into a deterministic one-layer image.
+func binaryImage(binPath string) (v1.Image, error) {
+	bin, err := os.ReadFile(binPath)
+	if err != nil {
+		return nil, fmt.Errorf("agent binary: %w (build it with make build)", err)
+	}
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	for _, d := range []string{"usr/", "usr/bin/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Typeflag: tar.TypeDir, Mode: 0o755, ModTime: epoch}); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.WriteHeader(&tar.Header{Name: AgentPath[1:], Typeflag: tar.TypeReg, Mode: 0o755, Size: int64(len(bin)), ModTime: epoch}); err != nil {
+		return nil, err
+	}
+	if _, err := tw.Write(bin); err != nil {
+		return nil, err
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		return nil, fmt.Errorf("agent binary: %w", err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, fmt.Errorf("agent binary: %w", err)
+	}
+	return mutate.Config(img, v1.Config{Entrypoint: []string{AgentPath}, Env: []string{"PATH=/usr/bin:/bin"}})
+}

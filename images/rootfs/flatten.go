@@ -1,0 +1,305 @@
+package rootfs
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// A stack is one or more images whose layers are flattened into one tree
+// under a prefix: one image for a container's rootfs, every init image for
+// "/". Whiteouts act on the lower layers of their own image only; a later
+// image simply overwrites an earlier one, as LinuxKit's extraction does.
+type stack struct {
+	prefix string // "" or "containers/services/sshd/lower/"
+	images []stackImage
+	fixups fixups
+}
+
+type stackImage struct {
+	ref    string
+	layers []v1.Layer
+}
+
+// fixups are LinuxKit's adjustments of an image's exported tree
+// (moby/build/image.go): some files dropped, some replaced, some ensured.
+type fixups struct {
+	resolvSymlink string // init images: etc/resolv.conf → this symlink
+}
+
+var excluded = map[string]bool{
+	".dockerenv": true, "Dockerfile": true, "dev/console": true,
+	"dev/pts": true, "dev/shm": true, "etc/hostname": true,
+}
+
+const hostsFile = `127.0.0.1       localhost
+::1     localhost ip6-localhost ip6-loopback
+fe00::0 ip6-localnet
+ff00::0 ip6-mcastprefix
+ff02::1 ip6-allnodes
+ff02::2 ip6-allrouters
+`
+
+const resolvFile = "\n# no resolv.conf configured\n"
+
+// entry is where the surviving version of a path lives.
+type entry struct {
+	img, layer int // indexes into stack.images and its layers
+	ordinal    int // position in the layer's tar (a path may repeat)
+	hdr        *Header
+	synthetic  []byte // content made by us, not read from a layer
+}
+
+// cleanName turns a tar name into a Header name; ok is false for the root
+// itself. Names that climb out of the tree are refused.
+func cleanName(name string) (string, bool, error) {
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			return "", false, fmt.Errorf("entry %q leaves the image root", name)
+		}
+	}
+	c := strings.TrimPrefix(path.Clean("/"+name), "/")
+	return c, c != "", nil
+}
+
+// tarHeader converts a tar header (name already cleaned).
+func tarHeader(th *tar.Header, name string) (*Header, error) {
+	h := &Header{Name: name, Uid: th.Uid, Gid: th.Gid}
+	perm := fs.FileMode(th.Mode).Perm()
+	if th.Mode&04000 != 0 {
+		perm |= fs.ModeSetuid
+	}
+	if th.Mode&02000 != 0 {
+		perm |= fs.ModeSetgid
+	}
+	if th.Mode&01000 != 0 {
+		perm |= fs.ModeSticky
+	}
+	switch th.Typeflag {
+	case tar.TypeReg, tar.TypeGNUSparse:
+		h.Mode, h.Size = perm, th.Size
+	case tar.TypeDir:
+		h.Mode = perm | fs.ModeDir
+	case tar.TypeSymlink:
+		h.Mode, h.Linkname = perm|fs.ModeSymlink, th.Linkname
+	case tar.TypeLink:
+		target, ok, err := cleanName(th.Linkname)
+		if err != nil || !ok {
+			return nil, fmt.Errorf("hard link %q → %q: bad target", th.Name, th.Linkname)
+		}
+		h.Mode, h.Linkname = perm, target
+	case tar.TypeChar:
+		h.Mode, h.Devmajor, h.Devminor = perm|fs.ModeDevice|fs.ModeCharDevice, th.Devmajor, th.Devminor
+	case tar.TypeBlock:
+		h.Mode, h.Devmajor, h.Devminor = perm|fs.ModeDevice, th.Devmajor, th.Devminor
+	case tar.TypeFifo:
+		h.Mode = perm | fs.ModeNamedPipe
+	default:
+		return nil, nil // pax/gnu metadata, xattr-only entries: nothing to write
+	}
+	return h, nil
+}
+
+// forEachEntry reads one layer's tar, calling fn for every entry with a
+// usable name; r is valid during the call.
+func forEachEntry(ctx context.Context, l v1.Layer, fn func(ord int, th *tar.Header, name string, r io.Reader) error) error {
+	rc, err := l.Uncompressed()
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for ord := 0; ; ord++ {
+		th, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		name, ok, err := cleanName(th.Name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		if err := fn(ord, th, name, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// under reports whether name is dir itself or inside it.
+func under(name, dir string) bool {
+	return name == dir || strings.HasPrefix(name, dir+"/")
+}
+
+// scan is pass 1: it reads every header of every layer, bottom up, and
+// returns the surviving entries.
+func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
+	state := map[string]*entry{}
+	removeUnder := func(dir string, img, belowLayer int, self bool) {
+		for name, e := range state {
+			if e.img == img && e.layer < belowLayer && under(name, dir) && (self || name != dir) {
+				delete(state, name)
+			}
+		}
+	}
+	for ii, im := range s.images {
+		for li, l := range im.layers {
+			err := forEachEntry(ctx, l, func(ord int, th *tar.Header, name string, _ io.Reader) error {
+				dir, base := path.Split(name)
+				dir = strings.TrimSuffix(dir, "/")
+				if base == ".wh..wh..opq" {
+					if dir == "" {
+						for n, e := range state {
+							if e.img == ii && e.layer < li {
+								delete(state, n)
+							}
+						}
+						return nil
+					}
+					removeUnder(dir, ii, li, false)
+					return nil
+				}
+				if strings.HasPrefix(base, ".wh..wh.") {
+					return nil // aufs bookkeeping
+				}
+				if strings.HasPrefix(base, ".wh.") {
+					removeUnder(path.Join(dir, strings.TrimPrefix(base, ".wh.")), ii, li, true)
+					return nil
+				}
+				h, err := tarHeader(th, name)
+				if err != nil || h == nil {
+					return err
+				}
+				if old, ok := state[name]; ok && old.hdr.Mode.IsDir() && !h.Mode.IsDir() {
+					for n := range state {
+						if strings.HasPrefix(n, name+"/") {
+							delete(state, n)
+						}
+					}
+				}
+				state[name] = &entry{img: ii, layer: li, ordinal: ord, hdr: h}
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("image %s: layer %d: %w", im.ref, li, err)
+			}
+		}
+	}
+	s.fix(state)
+	return state, nil
+}
+
+// fix applies LinuxKit's export adjustments to the surviving entries.
+func (s *stack) fix(state map[string]*entry) {
+	for name := range excluded {
+		delete(state, name)
+	}
+	last := len(s.images) - 1
+	synth := func(name string, h *Header, data []byte) {
+		h.Name = name
+		state[name] = &entry{img: last, layer: -1, hdr: h, synthetic: data}
+	}
+	for _, d := range []string{"dev", "dev/pts", "dev/shm", "etc", "proc", "sys"} {
+		if e, ok := state[d]; !ok || !e.hdr.Mode.IsDir() {
+			synth(d, &Header{Mode: fs.ModeDir | 0o755}, nil)
+		}
+	}
+	if e, ok := state["etc/mtab"]; !ok || e.hdr.Mode.Type() != fs.ModeSymlink {
+		synth("etc/mtab", &Header{Mode: fs.ModeSymlink | 0o755, Linkname: "/proc/mounts"}, nil)
+	}
+	synth("etc/hosts", &Header{Mode: 0o644, Size: int64(len(hostsFile))}, []byte(hostsFile))
+	if s.fixups.resolvSymlink != "" {
+		synth("etc/resolv.conf", &Header{Mode: fs.ModeSymlink | 0o644, Linkname: s.fixups.resolvSymlink}, nil)
+	} else {
+		synth("etc/resolv.conf", &Header{Mode: 0o644, Size: int64(len(resolvFile))}, []byte(resolvFile))
+	}
+}
+
+// emit is pass 2: directories first, in name order (so every parent comes
+// before its children), then every other surviving entry layer by layer,
+// then the synthesized files, then hard links (after their targets).
+func (s *stack) emit(ctx context.Context, out *emitter, state map[string]*entry) error {
+	names := make([]string, 0, len(state))
+	for name, e := range state {
+		if e.hdr.Mode.IsDir() {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := out.dir(s.prefix+name, state[name].hdr); err != nil {
+			return err
+		}
+	}
+	var links []*Header
+	for ii, im := range s.images {
+		for li, l := range im.layers {
+			err := forEachEntry(ctx, l, func(ord int, _ *tar.Header, name string, r io.Reader) error {
+				e, ok := state[name]
+				if !ok || e.img != ii || e.layer != li || e.ordinal != ord || e.hdr.Mode.IsDir() {
+					return nil
+				}
+				h := *e.hdr
+				h.Name = s.prefix + name
+				if h.IsHardlink() {
+					h.Linkname = s.prefix + h.Linkname
+					links = append(links, &h)
+					return nil
+				}
+				return out.entry(&h, r)
+			})
+			if err != nil {
+				return fmt.Errorf("image %s: layer %d: %w", im.ref, li, err)
+			}
+		}
+	}
+	var synth []string
+	for name, e := range state {
+		if e.layer == -1 && !e.hdr.Mode.IsDir() {
+			synth = append(synth, name)
+		}
+	}
+	sort.Strings(synth)
+	for _, name := range synth {
+		e := state[name]
+		h := *e.hdr
+		h.Name = s.prefix + name
+		if err := out.entry(&h, strings.NewReader(string(e.synthetic))); err != nil {
+			return err
+		}
+	}
+	for _, h := range links {
+		target, ok := state[strings.TrimPrefix(h.Linkname, s.prefix)]
+		if !ok || target.hdr.Mode.Type() != 0 || target.hdr.IsHardlink() {
+			out.log.Warn("rootfs: dropping hard link whose target is gone", "link", h.Name, "target", h.Linkname)
+			continue
+		}
+		if err := out.entry(h, strings.NewReader("")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// flatten runs both passes.
+func (s *stack) flatten(ctx context.Context, out *emitter) error {
+	state, err := s.scan(ctx)
+	if err != nil {
+		return err
+	}
+	return s.emit(ctx, out, state)
+}
