@@ -143,6 +143,9 @@ func Assemble(ctx context.Context, c *yml.Config, src ImageSource, w Writer, opt
 	if err := a.init(ctx); err != nil {
 		return nil, err
 	}
+	if err := a.volumes(ctx); err != nil {
+		return nil, err
+	}
 	for _, sec := range []struct {
 		name     string
 		imgs     []*yml.Image
@@ -157,9 +160,6 @@ func Assemble(ctx context.Context, c *yml.Config, src ImageSource, w Writer, opt
 				return nil, err
 			}
 		}
-	}
-	if err := a.volumes(ctx); err != nil {
-		return nil, err
 	}
 	if err := a.files(); err != nil {
 		return nil, err

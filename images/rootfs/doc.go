@@ -7,10 +7,10 @@
 //	boot/                                   (the kernel, cmdline and ucode.cpio go to Result, not the stream)
 //	<kernel.tar contents>                   modules, firmware
 //	<init images flattened into />          init, runc, containerd, ...
+//	containers/volumes/NAME/{lower,tmp,merged}
 //	containers/onboot/000-NAME/{config.json,runtime.json,lower/,rootfs/,tmp/}
 //	containers/onshutdown/000-NAME/...
 //	containers/services/NAME/...
-//	containers/volumes/NAME/{lower,tmp,merged}
 //	<files>
 //
 // Layers are flattened in Go with OCI whiteouts honoured, without a temporary
