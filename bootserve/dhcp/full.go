@@ -20,9 +20,9 @@ const (
 // full answers every client from the address pool, adding a boot file for
 // PXE clients.
 func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
-	if gw := req.GatewayIPAddr; gw != nil && !gw.IsUnspecified() {
-		if u, ok := ipv4(gw); !ok || !h.leases.inSubnet(u) {
-			log.LogAttrs(ctx, slog.LevelDebug, "relayed request from another subnet", slog.String("giaddr", gw.String()))
+	if relayed(req) {
+		if u, ok := ipv4(req.GatewayIPAddr); !ok || !h.leases.inSubnet(u) {
+			log.LogAttrs(ctx, slog.LevelDebug, "relayed request from another subnet", slog.String("giaddr", req.GatewayIPAddr.String()))
 			return nil
 		}
 	}
@@ -60,6 +60,9 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 		if nak != "" {
 			resp := h.newReply(req, dhcpv4.MessageTypeNak)
 			resp.UpdateOption(dhcpv4.OptMessage(nak))
+			if relayed(req) {
+				resp.SetBroadcast() // the relay broadcasts it on the client's segment (RFC 2131 4.3.2)
+			}
 			log.LogAttrs(ctx, slog.LevelInfo, "nak", slog.String("why", nak))
 			h.record(kindNak, c, ip, nak)
 			return resp
@@ -99,6 +102,10 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 	return nil
 }
 
+func relayed(req *dhcpv4.DHCPv4) bool {
+	return req.GatewayIPAddr != nil && !req.GatewayIPAddr.IsUnspecified()
+}
+
 func (h *Handler) addressOptions(resp *dhcpv4.DHCPv4, ip net.IP) {
 	lt := h.cfg.Pool.LeaseTime
 	resp.YourIPAddr = ip.To4()
@@ -128,7 +135,7 @@ func (h *Handler) maybeBoot(resp, req *dhcpv4.DHCPv4, c Client) string {
 	if ch.File == "" {
 		return ""
 	}
-	h.bootOptions(resp, req, c, ch, false)
+	h.bootOptions(resp, req, c, ch)
 	return ch.File
 }
 

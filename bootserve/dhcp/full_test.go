@@ -236,3 +236,15 @@ func TestLeasesConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestLeaseFileLocked(t *testing.T) {
+	cfg := testConfig(ModeFull)
+	cfg.LeaseFile = filepath.Join(t.TempDir(), "sub", "leases.jsonl")
+	h := newHandler(t, cfg)
+	if _, err := NewHandler(cfg); err == nil || !strings.Contains(err.Error(), "in use by another process") {
+		t.Fatalf("second handler on the same lease file: %v", err)
+	}
+	h.Close()
+	h2 := newHandler(t, cfg) // free again after Close
+	h2.Close()
+}

@@ -97,7 +97,8 @@ func (h *Handler) record(kind timeline.Kind, c Client, ip net.IP, detail string)
 // proxy answers PXE DISCOVERs on port 67 with a boot offer and no address.
 func (h *Handler) proxy(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
 	if !c.PXE {
-		return nil // never answer clients that do not netboot
+		log.LogAttrs(ctx, slog.LevelDebug, "ignoring a client that does not netboot (proxy mode)")
+		return nil
 	}
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
@@ -116,7 +117,7 @@ func (h *Handler) proxy(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv
 		return nil
 	}
 	resp := h.newReply(req, dhcpv4.MessageTypeOffer)
-	h.bootOptions(resp, req, c, ch, true)
+	h.bootOptions(resp, req, c, ch)
 	log.LogAttrs(ctx, slog.LevelInfo, "proxy offer", slog.String("arch", c.ArchName), slog.String("file", ch.File))
 	h.record(timeline.DHCPOffer, c, nil, ch.File)
 	return resp
@@ -137,7 +138,7 @@ func (h *Handler) pxeServer(ctx context.Context, log *slog.Logger, req *dhcpv4.D
 	}
 	resp := h.newReply(req, dhcpv4.MessageTypeAck)
 	resp.ClientIPAddr = req.ClientIPAddr
-	h.bootOptions(resp, req, c, ch, true)
+	h.bootOptions(resp, req, c, ch)
 	log.LogAttrs(ctx, slog.LevelInfo, "PXE boot server ack", slog.String("arch", c.ArchName), slog.String("file", ch.File))
 	h.record(timeline.DHCPAck, c, req.ClientIPAddr, ch.File)
 	return resp
@@ -169,11 +170,12 @@ func (h *Handler) newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DH
 
 // pxeDiscoveryControl is PXE option 43 with sub-option 6 (discovery
 // control) = 8: boot the file named in this offer, no menu, no boot server
-// discovery. PXE ROMs need it to accept a proxy offer.
+// discovery. PXE ROMs need it to accept a proxy offer, and with option 60
+// PXEClient in a full offer it stops them from looking for boot servers.
 var pxeDiscoveryControl = []byte{6, 1, 8, 255}
 
 // bootOptions adds the boot file and what the firmware needs to use it.
-func (h *Handler) bootOptions(resp, req *dhcpv4.DHCPv4, c Client, ch Choice, proxy bool) {
+func (h *Handler) bootOptions(resp, req *dhcpv4.DHCPv4, c Client, ch Choice) {
 	resp.ServerIPAddr = h.cfg.Boot.TFTPServer
 	if len(ch.File) < 128 {
 		resp.BootFileName = ch.File
@@ -183,7 +185,7 @@ func (h *Handler) bootOptions(resp, req *dhcpv4.DHCPv4, c Client, ch Choice, pro
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("HTTPClient"))
 	} else {
 		resp.UpdateOption(dhcpv4.OptClassIdentifier("PXEClient"))
-		if proxy && !c.IPXE {
+		if !c.IPXE {
 			resp.UpdateOption(dhcpv4.OptGeneric(dhcpv4.OptionVendorSpecificInformation, pxeDiscoveryControl))
 		}
 	}

@@ -157,7 +157,7 @@ func TestDiscoverTable(t *testing.T) {
 					t.Errorf("vendor class %q, want PXEClient", vc)
 				}
 				opt43 := resp.Options.Get(dhcpv4.OptionVendorSpecificInformation)
-				wantOpt43 := mode == ModeProxy && !w.http && !strings.HasPrefix(tc.kind, "ipxe")
+				wantOpt43 := w.file != "" && !w.http && !strings.HasPrefix(tc.kind, "ipxe")
 				if (opt43 != nil) != wantOpt43 {
 					t.Errorf("option 43 = %x, want present=%v", opt43, wantOpt43)
 				}

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // record is one line of the lease file: the full state of one address.
@@ -32,6 +34,7 @@ type journal struct {
 
 	fmu      sync.Mutex // guards f, durable, written; held while writing
 	f        *os.File
+	lock     *os.File // flock'd path+".lock": one server per lease file
 	durable  uint64
 	written  int // records in the file since the last compaction
 	snapshot func() []record
@@ -41,6 +44,22 @@ type journal struct {
 // compactAfter is how many records the file may hold before it is
 // rewritten (when it is also more than four times the live leases).
 var compactAfter = 4096
+
+// lockLeaseFile makes sure no other process uses the lease file.
+func lockLeaseFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("lease file directory: %w", err)
+	}
+	f, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("lease file lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lease file %s is in use by another process (is another swarmboot serve running?): stop it or use another lease file: %w", path, err)
+	}
+	return f, nil
+}
 
 // load reads the lease file; a missing file is empty. Lines that do not
 // parse (a torn last write) are skipped and logged.
@@ -73,8 +92,8 @@ func loadJournal(path string, log *slog.Logger) ([]record, error) {
 }
 
 // openJournal compacts the file to snap() and opens it for appending.
-func openJournal(path string, snap func() []record, live func() int) (*journal, error) {
-	j := &journal{path: path, snapshot: snap, live: live}
+func openJournal(path string, lock *os.File, snap func() []record, live func() int) (*journal, error) {
+	j := &journal{path: path, lock: lock, snapshot: snap, live: live}
 	j.fmu.Lock()
 	defer j.fmu.Unlock()
 	if err := j.compactLocked(); err != nil {
@@ -178,5 +197,6 @@ func (j *journal) close() error {
 	}
 	err := j.f.Close()
 	j.f = nil
+	j.lock.Close() // releases the flock
 	return err
 }

@@ -69,8 +69,13 @@ func newLeases(p *Pool, server net.IP, path string, now time.Time, log *slog.Log
 	if path == "" {
 		return l, nil
 	}
+	lock, err := lockLeaseFile(path)
+	if err != nil {
+		return nil, err
+	}
 	recs, err := loadJournal(path, log)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	for _, r := range recs {
@@ -99,8 +104,9 @@ func newLeases(p *Pool, server net.IP, path string, now time.Time, log *slog.Log
 		}
 		l.set(&lease{mac: r.MAC, ip: u, state: st, expires: r.Expires})
 	}
-	l.j, err = openJournal(path, l.snapshot, l.live)
+	l.j, err = openJournal(path, lock, l.snapshot, l.live)
 	if err != nil {
+		lock.Close()
 		return nil, err
 	}
 	return l, nil

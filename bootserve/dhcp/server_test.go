@@ -161,3 +161,35 @@ func TestReplyAddr(t *testing.T) {
 		}
 	}
 }
+
+// TestServerTableLoopback sends every client kind through nclient4 and the
+// loopback server, in proxy and full mode, and checks that the wire gives
+// the same answer as the handler table (TestDiscoverTable).
+func TestServerTableLoopback(t *testing.T) {
+	for _, mode := range []Mode{ModeProxy, ModeFull} {
+		h := newHandler(t, testConfig(mode))
+		direct := newHandler(t, testConfig(mode))
+		addr, _ := startLoopback(t, h)
+		for name, mods := range kinds {
+			t.Run(string(mode)+"/"+name, func(t *testing.T) {
+				t.Parallel()
+				want := direct.Handle(context.Background(), discover(t, testMAC, mods...), false)
+				offer, err := newClient(t, addr, testMAC).DiscoverOffer(context.Background(), mods...)
+				if want == nil {
+					if !errors.Is(err, nclient4.ErrNoResponse) {
+						t.Fatalf("got %v, %v; want no answer", offer, err)
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if offer.BootFileName != want.BootFileName || offer.BootFileNameOption() != want.BootFileNameOption() ||
+					offer.ClassIdentifier() != want.ClassIdentifier() || !offer.ServerIPAddr.Equal(want.ServerIPAddr) ||
+					offer.YourIPAddr.IsUnspecified() != want.YourIPAddr.IsUnspecified() {
+					t.Fatalf("over the wire:\n%s\ndirect:\n%s", offer.Summary(), want.Summary())
+				}
+			})
+		}
+	}
+}
