@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/store"
@@ -62,15 +63,24 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *store.Node))
 	})
 }
 
-func lastReport(n *store.Node) *api.Report {
-	if len(n.LastReport) == 0 {
-		return nil
+// lastReport is the node's latest heartbeat (pending in memory, else
+// stored) and when its swarm node ID was first seen.
+func (s *Server) lastReport(n *store.Node) (*api.Report, time.Time) {
+	raw, seen := n.LastReport, n.SwarmNodeSeen
+	if p, ok := s.pendingFor(n.Name); ok {
+		raw = p.raw
+		if p.nodeID != n.SwarmNodeID {
+			seen = p.at
+		}
+	}
+	if len(raw) == 0 {
+		return nil, seen
 	}
 	var rep api.Report
-	if json.Unmarshal(n.LastReport, &rep) != nil {
-		return nil
+	if json.Unmarshal(raw, &rep) != nil {
+		return nil, seen
 	}
-	return &rep
+	return &rep, seen
 }
 
 func (s *Server) handlePlan(w http.ResponseWriter, r *http.Request, n *store.Node) {
@@ -113,28 +123,11 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 		s.lastEvt[n.Name] = reportMark{summary: sum, at: now}
 	}
 	s.mu.Unlock()
-	err = s.batch.do(r.Context(), func(tx *store.Tx) error {
-		cur, err := tx.Node(n.Name)
-		if err != nil {
-			return err
-		}
-		cur.LastSeen, cur.LastReport = now, raw
-		if rep.Swarm.NodeID != cur.SwarmNodeID {
-			cur.SwarmNodeID, cur.SwarmNodeSeen = rep.Swarm.NodeID, now
-		}
-		if err := tx.PutNode(*cur); err != nil {
-			return err
-		}
-		if !event {
-			return nil
-		}
-		return tx.AppendEvent(store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum})
-	})
-	if err != nil {
-		s.Log.Error("report not stored", "node", n.Name, "err", err)
-		refuse(w, http.StatusServiceUnavailable, "report not stored; retry")
-		return
+	p := pendingReport{raw: raw, nodeID: rep.Swarm.NodeID, at: now}
+	if event {
+		p.events = []store.Event{{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum}}
 	}
+	s.queueReport(n.Name, p)
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -21,7 +21,7 @@ func wait(reason string) api.Plan {
 
 // plan decides what node n does next, from its last report and the swarm.
 func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
-	rep := lastReport(n)
+	rep, seen := s.lastReport(n)
 	if rep == nil {
 		return wait("report first"), nil
 	}
@@ -78,7 +78,7 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "node is in another swarm ("+st.ClusterID+")"
 			return join, nil
 		}
-		if member, known := info.Member(st.NodeID); known && !member && st.NodeID != "" && info.At.After(n.SwarmNodeSeen.Add(s.MemberGrace)) {
+		if member, known := info.Member(st.NodeID); known && !member && st.NodeID != "" && info.At.After(seen.Add(s.MemberGrace)) {
 			join.Action, join.Reason = api.ActionLeaveRejoin, "the swarm no longer lists node "+st.NodeID
 			return join, nil
 		}

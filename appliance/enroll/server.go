@@ -54,15 +54,18 @@ type Server struct {
 	// of a node whose report did not change (default 10 min); a change
 	// is always recorded.
 	ReportEvent time.Duration
+	// FlushEvery is how often heartbeats are committed to the store
+	// (default 1 s); see flush.go.
+	FlushEvery time.Duration
 	// MemberGrace is how much newer than a node's join a swarm member list
 	// must be before "not listed" means "removed" (default 10 s).
 	MemberGrace time.Duration
 
 	pushed   swarm.Pushed
 	initOnce sync.Once
-	batch    *batcher
 	mu       sync.Mutex
 	lastEvt  map[string]reportMark
+	pending  map[string]*pendingReport
 }
 
 type reportMark struct {
@@ -85,7 +88,10 @@ func (s *Server) init() {
 			s.MemberGrace = 10 * time.Second
 		}
 		s.lastEvt = map[string]reportMark{}
-		s.batch = newBatcher(s.Store)
+		if s.FlushEvery == 0 {
+			s.FlushEvery = time.Second
+		}
+		s.pending = map[string]*pendingReport{}
 	})
 }
 
@@ -133,7 +139,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 	bctx, bcancel := context.WithCancel(context.Background())
 	bdone := make(chan struct{})
-	go func() { s.batch.run(bctx); close(bdone) }()
+	go func() { s.flushLoop(bctx); close(bdone) }()
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -207,6 +207,9 @@ func TestManagedSwarmPlans(t *testing.T) {
 	if _, p := h.plan(nodes["w1"]); p.Action != api.ActionLeaveRejoin || p.JoinToken != workerTok {
 		t.Errorf("removed w1: %+v, want leave-rejoin", p.Action)
 	}
+	if err := h.srv.flush(); err != nil {
+		t.Fatal(err)
+	}
 	var stored []byte
 	h.st.View(func(tx *store.Tx) error {
 		n, _ := tx.Node(founder)
