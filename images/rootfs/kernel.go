@@ -32,16 +32,19 @@ func (a *assembler) kernel(ctx context.Context) error {
 	if k.UCode != nil {
 		ucode = *k.UCode
 	}
+	// role by file name; checked in this order so messages do not depend on map order
 	names := map[string]string{}
-	for role, n := range map[string]string{"kernel": binary, "tar": tarName, "ucode": ucode} {
-		if n == "" {
+	var order []string
+	for _, rn := range [][2]string{{"kernel", binary}, {"tar", tarName}, {"ucode", ucode}} {
+		if rn[1] == "" {
 			continue
 		}
-		c, ok, err := cleanName(n)
+		c, ok, err := cleanName(rn[1])
 		if err != nil || !ok {
-			return fmt.Errorf("%s: kernel: bad file name %q", k.Pos, n)
+			return fmt.Errorf("%s: kernel: bad file name %q", k.Pos, rn[1])
 		}
-		names[c] = role
+		names[c] = rn[0]
+		order = append(order, c)
 	}
 	si, _, err := a.stackImage(k.Pos, "kernel", k.Image)
 	if err != nil {
@@ -52,7 +55,8 @@ func (a *assembler) kernel(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%s: kernel: %w", k.Pos, err)
 	}
-	for n, role := range names {
+	for _, n := range order {
+		role := names[n]
 		e, ok := state[n]
 		if ok && e.layer >= 0 && e.hdr.Mode.IsRegular() && !e.hdr.IsHardlink() {
 			continue
