@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 )
 
 func gzipBytes(t testing.TB, b []byte) []byte {
@@ -133,7 +134,11 @@ func FuzzImport(f *testing.F) {
 	f.Add(tarBytes(f, entry{"oci-layout", "{}"}, entry{"index.json", `{"schemaVersion":2,"manifests":[]}`}))
 	f.Add(tarBytes(f, entry{"manifest.json", `[{"Config":"c.json","RepoTags":["x:y"],"Layers":["l/layer.tar"]}]`}, entry{"c.json", "{}"}, entry{"l/layer.tar", ""}))
 	f.Add(tarBytes(f, entry{"../../escape", "x"}, entry{"oci-layout", "{}"}, entry{"index.json", "{}"}))
-	good := ociArchive(f, map[string]mutate.Appendable{"a/b:c": testImage(f, "linux/amd64")}, AnnotationRefName)
+	small, err := random.Image(16, 1)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good := ociArchive(f, map[string]mutate.Appendable{"a/b:c": small}, AnnotationRefName)
 	b, _ := os.ReadFile(good)
 	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
