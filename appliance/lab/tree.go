@@ -108,6 +108,15 @@ func (t *Tree) Merge(o *Tree) {
 	}
 }
 
+// Graft adds every entry of o under directory prefix.
+func (t *Tree) Graft(prefix string, o *Tree) {
+	for _, e := range o.m {
+		c := *e
+		c.Name = path.Join(prefix, e.Name)
+		t.Add(c)
+	}
+}
+
 // Names returns the sorted names (a directory sorts before its content).
 func (t *Tree) Names() []string {
 	names := make([]string, 0, len(t.m))
