@@ -55,6 +55,10 @@ type Config struct {
 	Default *Boot
 	// Overrides gives per-machine DHCP choices (nil → none).
 	Overrides dhcp.Overrides
+	// RouterAdverts sends minimal IPv6 router advertisements on
+	// Interface so that iPXE does not wait ~13 s for one (see
+	// RouterAdvertiser).
+	RouterAdverts bool
 	// Timeline records the events (nil → a new Log).
 	Timeline *timeline.Log
 	// Log is the structured logger (nil → discard).
@@ -75,6 +79,7 @@ type Server struct {
 
 	dhcpConn, pxeConn, tftpConn net.PacketConn
 	httpLn                      net.Listener
+	ra                          *RouterAdvertiser
 }
 
 // New checks cfg and prepares the servers; nothing listens yet.
@@ -185,6 +190,12 @@ func (s *Server) Listen() (err error) {
 			return err
 		}
 	}
+	if s.cfg.RouterAdverts {
+		s.ra = &RouterAdvertiser{Interface: s.cfg.Interface, Log: s.log.With("proto", "ra")}
+		if err = s.ra.Listen(); err != nil {
+			return err
+		}
+	}
 	s.listened = true
 	return nil
 }
@@ -228,6 +239,9 @@ func (s *Server) Run(ctx context.Context) error {
 		ds := &dhcp.Server{Handler: s.dh, Interface: s.cfg.Interface}
 		g.Go(func() error { return ds.Serve(ctx, s.dhcpConn) })
 		g.Go(func() error { return ds.ServePXE(ctx, s.pxeConn) })
+	}
+	if s.ra != nil {
+		g.Go(func() error { return s.ra.Serve(ctx) })
 	}
 	return g.Wait()
 }

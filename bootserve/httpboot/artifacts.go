@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,9 +35,10 @@ func (h *handlers) loader(c echo.Context) error {
 
 func (h *handlers) serveFile(c echo.Context, dir *safefile.Dir, name string, artifact bool) error {
 	req := c.Request()
-	// The router has already unescaped the path once; refuse names that
-	// still carry escapes rather than guess.
-	if strings.Contains(name, "%") {
+	// The router hands the name over escaped: unescape once, and refuse
+	// names that still carry escapes (double encoding) rather than guess.
+	name, err := url.PathUnescape(name)
+	if err != nil || strings.Contains(name, "%") {
 		h.m.refused.WithLabelValues("artifact").Inc()
 		return echo.NewHTTPError(http.StatusBadRequest, "escaped characters in artifact names are not allowed")
 	}

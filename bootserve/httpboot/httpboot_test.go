@@ -130,6 +130,10 @@ func TestScriptKnownMachine(t *testing.T) {
 	if resp, _ := get(t, fx.url+"/boot/52-54-00-00-00-01.ipxe"); resp.StatusCode != 200 {
 		t.Errorf("dashed MAC: status %d", resp.StatusCode)
 	}
+	// iPXE escapes the colons of ${mac}.
+	if resp, _ := get(t, fx.url+"/boot/52%3A54%3A00%3A00%3A00%3A01.ipxe"); resp.StatusCode != 200 {
+		t.Errorf("dashed MAC: status %d", resp.StatusCode)
+	}
 	// Fetch what the script names; the timeline shows every stage.
 	get(t, fx.url+"/artifacts/worker-kernel?mac=52:54:00:00:00:01")
 	get(t, fx.url+"/artifacts/worker-initrd.img?mac=52:54:00:00:00:01")

@@ -17,7 +17,13 @@ import (
 
 // script serves GET /boot/<mac>.ipxe.
 func (h *handlers) script(c echo.Context) error {
-	file := c.Param("file")
+	// iPXE escapes the colons of ${mac} in URLs (%3A); the router hands
+	// parameters over still escaped.
+	file, err := url.PathUnescape(c.Param("file"))
+	if err != nil {
+		h.m.refused.WithLabelValues("script").Inc()
+		return echo.NewHTTPError(http.StatusBadRequest, "bad escape in path")
+	}
 	macStr, ok := strings.CutSuffix(file, ".ipxe")
 	mac, err := net.ParseMAC(macStr)
 	if !ok || err != nil || len(mac) != 6 {
