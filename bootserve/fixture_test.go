@@ -107,5 +107,3 @@ func makeFixture(ctx context.Context) (string, error) {
 	cmdline := "console=ttyS0 panic=-1 loglevel=3"
 	return dir, os.WriteFile(filepath.Join(dir, "fixture-cmdline"), []byte(cmdline+"\n"), 0o644)
 }
-
-
