@@ -31,8 +31,8 @@ const AgentPath = "/usr/bin/swarmboot-agent"
 //	x-swarmboot:
 //	  agent: false
 //
-// or already declares a service of that name (then the yml's entry is used;
-// Files are still added unless agent: false).
+// A service of that name declared by the yml keeps its settings (binds,
+// command, ...) but runs the agent given here.
 type Agent struct {
 	// Image is the agent image's reference in the store; or
 	Image string
@@ -57,17 +57,12 @@ func AgentService(ref string) *yml.Image {
 }
 
 // withAgent returns c with the agent service and files added (a copy), and
-// the image source that also knows a packed agent binary.
+// the image source that also knows a packed agent binary. A swarmboot-agent
+// service the yml declares keeps its settings but runs this build's agent
+// image, so agent and appliance versions always match.
 func withAgent(c *yml.Config, src ImageSource, ag *Agent) (*yml.Config, ImageSource, error) {
 	if ag == nil || (c.Swarmboot != nil && c.Swarmboot.Agent != nil && !*c.Swarmboot.Agent) {
 		return c, src, nil
-	}
-	out := *c
-	out.Files = append(append([]yml.File(nil), c.Files...), ag.Files...)
-	for _, s := range c.Services {
-		if s.Name == AgentName {
-			return &out, src, nil
-		}
 	}
 	ref := ag.Image
 	if ag.Binary != "" {
@@ -81,7 +76,18 @@ func withAgent(c *yml.Config, src ImageSource, ag *Agent) (*yml.Config, ImageSou
 	if ref == "" {
 		return nil, nil, fmt.Errorf("agent: set Agent.Image or Agent.Binary")
 	}
-	out.Services = append(append([]*yml.Image(nil), c.Services...), AgentService(ref))
+	out := *c
+	out.Files = append(append([]yml.File(nil), c.Files...), ag.Files...)
+	out.Services = append([]*yml.Image(nil), c.Services...)
+	for i, s := range out.Services {
+		if s.Name == AgentName {
+			declared := *s
+			declared.Image = ref
+			out.Services[i] = &declared
+			return &out, src, nil
+		}
+	}
+	out.Services = append(out.Services, AgentService(ref))
 	return &out, src, nil
 }
 

@@ -78,7 +78,7 @@ func TestAgentBakeIn(t *testing.T) {
 	t.Run("declared by the yml", func(t *testing.T) {
 		t.Parallel()
 		rec := newRecorder(t)
-		c := loadTestYML(t, base+"  - name: swarmboot-agent\n    image: test/tool:1\n")
+		c := loadTestYML(t, base+"  - name: swarmboot-agent\n    image: test/tool:1\n    command: [\"/usr/bin/swarmboot-agent\", \"-v\"]\n")
 		res, err := Assemble(context.Background(), c, testImages(t), rec, Options{Agent: agent})
 		if err != nil {
 			t.Fatal(err)
@@ -87,10 +87,17 @@ func TestAgentBakeIn(t *testing.T) {
 		if n := rec.count("containers/services/" + AgentName + "/config.json"); n != 1 {
 			t.Errorf("agent service written %d times", n)
 		}
-		for _, im := range res.Images {
-			if im.Ref == AgentBinaryRef {
-				t.Errorf("packed agent used although the yml declares its own")
-			}
+		if last := res.Images[len(res.Images)-1]; last.Ref != AgentBinaryRef {
+			t.Errorf("the declared agent does not run this build's agent: %+v", res.Images)
+		}
+		rec.mustFile("containers/services/"+AgentName+"/lower/usr/bin/swarmboot-agent", "\x7fELF agent")
+		var spec specs.Spec
+		e, _ := rec.get("containers/services/" + AgentName + "/config.json")
+		if err := json.Unmarshal([]byte(e.data), &spec); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(spec.Process.Args, " ") != "/usr/bin/swarmboot-agent -v" {
+			t.Errorf("the yml's command was not kept: %v", spec.Process.Args)
 		}
 		rec.mustFile("etc/swarmboot/ca.pem", ca)
 	})

@@ -29,13 +29,15 @@ func TestAssembleWorkerYML(t *testing.T) {
 	}
 	src[c.Kernel.Image] = fake["test/kernel:1"]
 	rec := newRecorder(t)
-	res, err := Assemble(context.Background(), c, src, rec, Options{Agent: &Agent{Image: "unused/agent:1"}})
+	src["swarmboot/agent:build"] = image(t, v1.Config{Entrypoint: []string{AgentPath}}, layer(t, te{name: "usr/bin/swarmboot-agent", data: "AGENT"}))
+	res, err := Assemble(context.Background(), c, src, rec, Options{Agent: &Agent{Image: "swarmboot/agent:build"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Images) != len(yml.ImageRefs(c)) {
-		t.Errorf("%d images recorded, want %d (the yml declares its own agent)", len(res.Images), len(yml.ImageRefs(c)))
+	if len(res.Images) != len(yml.ImageRefs(c)) || res.Images[len(res.Images)-1].Ref != "swarmboot/agent:build" {
+		t.Errorf("images = %+v; want the yml's, the agent replaced by the build's", res.Images)
 	}
+	rec.mustFile("containers/services/swarmboot-agent/lower/usr/bin/swarmboot-agent", "AGENT")
 	for _, d := range []string{"onboot/000-sysctl", "onboot/001-format", "onboot/002-mount", "services/open-vm-tools",
 		"services/getty", "services/dhcpcd", "services/sshd", "services/docker", "services/swarmboot-agent"} {
 		rec.mustType("containers/"+d+"/config.json", 0)
