@@ -302,7 +302,11 @@ func (a *Agent) Collect(ctx context.Context) api.Report {
 
 func (a *Agent) report(ctx context.Context) error {
 	r := a.Collect(ctx)
-	state := fmt.Sprintf("swarm %s %s, disk persistent=%v formatted=%s probe=%v", r.Swarm.State, r.Swarm.Role, r.Disk.Persistent, r.Disk.Formatted, r.Disk.ProbeOK)
+	sw := "swarm " + r.Swarm.State
+	if r.Swarm.Role != "" {
+		sw += " " + r.Swarm.Role
+	}
+	state := fmt.Sprintf("%s, disk persistent=%v formatted=%s probe=%v", sw, r.Disk.Persistent, r.Disk.Formatted, r.Disk.ProbeOK)
 	a.say("report:"+state, "%s", state)
 	return a.client.Report(ctx, r)
 }

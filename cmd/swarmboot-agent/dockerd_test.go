@@ -39,25 +39,33 @@ func (l *lockedBuf) String() string {
 // lab is a hub namespace with a bridge; every dockerd gets its own
 // namespace on a veth into it.
 type lab struct {
-	t   *testing.T
+	t   testing.TB
 	hub *netns.NS
 	n   int
 	net string // "10.77.N"
 }
 
-func needLab(t *testing.T) {
-	t.Helper()
+// labMissing says what is missing for real dockerd tests ("" if nothing).
+func labMissing() string {
 	if err := netns.Check(); err != nil {
-		t.Skipf("needs network namespaces: %v", err)
+		return "needs network namespaces: " + err.Error()
 	}
-	for _, tool := range []string{"dockerd", "containerd", "runc"} {
+	for _, tool := range []string{"dockerd", "containerd", "runc", "docker"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s (apt-get install docker.io)", tool)
+			return "needs " + tool + " (apt-get install docker.io)"
 		}
+	}
+	return ""
+}
+
+func needLab(t testing.TB) {
+	t.Helper()
+	if why := labMissing(); why != "" {
+		t.Skip(why)
 	}
 }
 
-func newLab(t *testing.T, subnet int) *lab {
+func newLab(t testing.TB, subnet int) *lab {
 	t.Helper()
 	hub, err := netns.New(context.Background(), "sbhub")
 	if err != nil {
@@ -73,7 +81,7 @@ func newLab(t *testing.T, subnet int) *lab {
 
 // dockerd is one daemon in its own namespace.
 type dockerd struct {
-	t    *testing.T
+	t    testing.TB
 	ns   *netns.NS
 	dir  string
 	IP   string

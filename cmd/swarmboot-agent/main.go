@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/pkg/api"
@@ -27,6 +28,8 @@ func main() {
 	tokenFile := flag.String("token-file", filepath.Join(api.TrustDir, "token"), "token file (after guestinfo and the kernel command line)")
 	advertise := flag.String("advertise-addr", "", "swarm advertise address (default: dockerd's choice)")
 	image := flag.String("image-version", os.Getenv("SWARMBOOT_IMAGE"), "image version to report")
+	uuidFile := flag.String("bios-uuid-file", "/sys/class/dmi/id/product_uuid", "where the BIOS UUID is read")
+	heartbeat := flag.Duration("heartbeat", 30*time.Second, "time between heartbeats (± 20 % jitter)")
 	verbose := flag.Bool("v", false, "debug logging")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
@@ -48,7 +51,7 @@ func main() {
 		URL: cfg.URL, ServerName: cfg.ServerName, Roots: roots,
 		StateDir: *state, DockerHost: *dockerHost, DataPath: *data, Advertise: *advertise,
 		Tokens:       []agent.TokenSource{agent.GuestinfoToken{}, agent.CmdlineToken{}, agent.FileToken{Path: *tokenFile}},
-		ImageVersion: *image, Log: log,
+		ImageVersion: *image, Log: log, BIOSUUIDPath: *uuidFile, Heartbeat: *heartbeat,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "swarmboot-agent:", err)

@@ -27,9 +27,10 @@ type appliance struct {
 	srv   *enroll.Server
 	url   string
 	roots *x509.CertPool
+	caPEM []byte
 }
 
-func startAppliance(t *testing.T, src swarm.Source, log *lockedBuf) *appliance {
+func startAppliance(t testing.TB, src swarm.Source, log *lockedBuf) *appliance {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(filepath.Join(dir, store.FileName))
@@ -40,7 +41,7 @@ func startAppliance(t *testing.T, src swarm.Source, log *lockedBuf) *appliance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &appliance{st: st, roots: authority.Pool()}
+	a := &appliance{st: st, roots: authority.Pool(), caPEM: authority.CertPEM}
 	a.srv = &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}, Swarm: src, MemberGrace: time.Second,
 		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -69,7 +70,7 @@ type machine struct {
 	token           string
 }
 
-func (a *appliance) machine(t *testing.T, d *dockerd, name, role string, i int) *machine {
+func (a *appliance) machine(t testing.TB, d *dockerd, name, role string, i int) *machine {
 	t.Helper()
 	m := &machine{name: name, uuid: fmt.Sprintf("4211c0de-0000-4000-8000-%012d", i), mac: fmt.Sprintf("52:54:00:77:00:%02x", i), dir: t.TempDir(), d: d}
 	if err := a.st.Update(func(tx *store.Tx) error {
@@ -90,7 +91,7 @@ func (a *appliance) machine(t *testing.T, d *dockerd, name, role string, i int) 
 }
 
 // run starts the machine's agent; the returned func stops it and waits.
-func (a *appliance) run(t *testing.T, m *machine, console, log *lockedBuf) (stop func()) {
+func (a *appliance) run(t testing.TB, m *machine, console, log *lockedBuf) (stop func()) {
 	t.Helper()
 	ag, err := agent.New(agent.Config{
 		URL: a.url, Roots: a.roots, StateDir: filepath.Join(m.dir, "state"), DockerHost: m.d.Host,
@@ -121,7 +122,7 @@ func (a *appliance) run(t *testing.T, m *machine, console, log *lockedBuf) (stop
 }
 
 // waitNodes polls the manager until want reports true for its node list.
-func waitNodes(t *testing.T, mgr *dockerd, what string, want func(ready map[string]string) bool) map[string]string {
+func waitNodes(t testing.TB, mgr *dockerd, what string, want func(ready map[string]string) bool) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	var last map[string]string
@@ -154,7 +155,7 @@ func countReady(nodes map[string]string, role string) int {
 	return n
 }
 
-func nodeID(t *testing.T, d *dockerd) string {
+func nodeID(t testing.TB, d *dockerd) string {
 	t.Helper()
 	res, err := d.c.Info(context.Background(), client.InfoOptions{})
 	if err != nil {
@@ -163,7 +164,7 @@ func nodeID(t *testing.T, d *dockerd) string {
 	return res.Info.Swarm.NodeID
 }
 
-func (a *appliance) events(t *testing.T, mac, kind string) int {
+func (a *appliance) events(t testing.TB, mac, kind string) int {
 	t.Helper()
 	n := 0
 	a.st.View(func(tx *store.Tx) error {
@@ -179,7 +180,7 @@ func (a *appliance) events(t *testing.T, mac, kind string) int {
 }
 
 // joinTokens reads the swarm's join tokens from a manager (for the scan).
-func joinTokens(t *testing.T, mgr *dockerd) []string {
+func joinTokens(t testing.TB, mgr *dockerd) []string {
 	t.Helper()
 	res, err := mgr.c.SwarmInspect(context.Background(), client.SwarmInspectOptions{})
 	if err != nil {
@@ -189,7 +190,7 @@ func joinTokens(t *testing.T, mgr *dockerd) []string {
 }
 
 // scanSecrets fails when any secret appears in any captured log.
-func scanSecrets(t *testing.T, logs map[string]*lockedBuf, secrets []string, keyDirs ...string) {
+func scanSecrets(t testing.TB, logs map[string]*lockedBuf, secrets []string, keyDirs ...string) {
 	t.Helper()
 	for _, dir := range keyDirs {
 		b, err := os.ReadFile(filepath.Join(dir, agent.KeyFile))
