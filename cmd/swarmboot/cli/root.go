@@ -112,6 +112,7 @@ Typical flow on a site:
 var commands = []func(*Globals) *cobra.Command{
 	newVersionCmd,
 	newImageCmd,
+	newBuildCmd,
 	newServeCmd,
 	newMachinesCmd,
 	newEventsCmd,
