@@ -39,6 +39,25 @@ func PushName(local string, sum []byte) string {
 	return fmt.Sprintf("%s/%s-%s.iso", PushDir, base, hex.EncodeToString(sum)[:12])
 }
 
+// DatastoreFile is where Push puts the ISO at local (a path inside the
+// datastore), computed from its content.
+func DatastoreFile(local string) (string, error) {
+	f, err := os.Open(local)
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", local, err)
+	}
+	defer f.Close()
+	return datastoreName(f, local)
+}
+
+func datastoreName(f *os.File, local string) (string, error) {
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("image %s: read: %w", local, err)
+	}
+	return PushName(local, h.Sum(nil)), nil
+}
+
 // Push uploads the ISO at local to ds as swarmboot/<name>-<sha256[:12]>.iso
 // unless a file of that name and size is already there. The upload goes to
 // a temporary name and is moved into place when complete, so a broken
@@ -53,11 +72,10 @@ func (c *Client) Push(ctx context.Context, dc *object.Datacenter, ds *object.Dat
 	if err != nil {
 		return nil, fmt.Errorf("push %s: %w", local, err)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("push %s: read: %w", local, err)
+	file, err := datastoreName(f, local)
+	if err != nil {
+		return nil, err
 	}
-	file := PushName(local, h.Sum(nil))
 	res := &PushResult{Path: ds.Path(file), File: file, Size: st.Size()}
 	obj := "ISO " + res.Path
 	if size, ok, err := c.statSize(ctx, ds, file); err != nil {
@@ -150,4 +168,17 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.fn(c.sent, c.total)
 	}
 	return n, err
+}
+
+// Exists reports whether file is on ds with the size of the local file.
+func (c *Client) Exists(ctx context.Context, ds *object.Datastore, file, local string) (bool, error) {
+	st, err := os.Stat(local)
+	if err != nil {
+		return false, fmt.Errorf("image %s: %w", local, err)
+	}
+	size, ok, err := c.statSize(ctx, ds, file)
+	if err != nil {
+		return false, Explain(err, "check", "ISO "+ds.Path(file))
+	}
+	return ok && size == st.Size(), nil
 }

@@ -1,14 +1,18 @@
 package vsphere
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"net/url"
 	"sync"
+	"time"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/swarmboot/swarmboot/appliance/site"
 )
@@ -74,4 +78,40 @@ func (s *Sim) ClearFaults() { s.Model.Service.ClearFaultRules() }
 func (s *Sim) Close() {
 	s.Server.Close()
 	s.Model.Remove()
+}
+
+// StartGuests plays VMware Tools for the simulator: every powered-on VM
+// without an address gets one from 192.0.2.0/24 (TEST-NET-1; only a
+// property in the simulator, no traffic). It stops when ctx is done.
+func (s *Sim) StartGuests(ctx context.Context, c *Client) {
+	go func() {
+		next := 10
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			root := object.NewRootFolder(c.VC)
+			vms, err := c.List(ctx, root)
+			if err != nil {
+				continue
+			}
+			for i := range vms {
+				vm := &vms[i]
+				if vm.PowerState != "poweredOn" || vm.IP != "" {
+					continue
+				}
+				ip := fmt.Sprintf("192.0.2.%d", next%250+2)
+				next++
+				task, err := c.Object(vm).Reconfigure(ctx, types.VirtualMachineConfigSpec{ExtraConfig: []types.BaseOptionValue{
+					&types.OptionValue{Key: "SET.guest.ipAddress", Value: ip}}})
+				if err == nil {
+					_ = task.Wait(ctx)
+				}
+			}
+		}
+	}()
 }

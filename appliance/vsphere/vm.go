@@ -49,6 +49,8 @@ type VM struct {
 	PowerState             string // poweredOn | poweredOff | suspended
 	BIOSUUID, InstanceUUID string
 	MAC, IP                string
+
+	devices object.VirtualDeviceList
 }
 
 // Object is the govmomi handle of vm.
@@ -144,16 +146,19 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	if err := c.SetBootOrder(ctx, vm, s.Boot); err != nil {
 		return vm, err
 	}
-	return c.Get(ctx, ref)
+	return vm, nil
 }
 
 // SetBootOrder puts the network first (pxe) or the CD-ROM first (iso),
 // then the disk.
 func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 	o := c.Object(vm)
-	devices, err := o.Device(ctx)
-	if err != nil {
-		return Explain(err, "read devices of", "VM "+vm.Name)
+	devices := vm.devices
+	if devices == nil {
+		var err error
+		if devices, err = o.Device(ctx); err != nil {
+			return Explain(err, "read devices of", "VM "+vm.Name)
+		}
 	}
 	first := "ethernet"
 	if boot == "iso" {
@@ -163,6 +168,7 @@ func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 	if err := o.SetBootOptions(ctx, opts); err != nil {
 		return Explain(err, "set boot order of", "VM "+vm.Name)
 	}
+	vm.BootFirst = first
 	return nil
 }
 
@@ -208,6 +214,7 @@ func fromMO(m *mo.VirtualMachine) VM {
 		}
 	}
 	devices := object.VirtualDeviceList(m.Config.Hardware.Device)
+	vm.devices = devices
 	for _, d := range devices {
 		switch d := d.(type) {
 		case types.BaseVirtualEthernetCard:

@@ -35,7 +35,7 @@ func startSim(t *testing.T) (*Sim, *Client) {
 }
 
 func TestConnectPinnedThumbprintAndLoginFaults(t *testing.T) {
-	t.Parallel()
+	// Not parallel: simulators share package state.
 	sim, _ := startSim(t)
 	ctx := context.Background()
 
@@ -75,7 +75,7 @@ func TestConnectPinnedThumbprintAndLoginFaults(t *testing.T) {
 }
 
 func TestResolveListsWhatExists(t *testing.T) {
-	t.Parallel()
+	// Not parallel: simulators share package state.
 	sim, c := startSim(t)
 	ctx := context.Background()
 	s := sim.Site()
@@ -217,7 +217,7 @@ func extra(m *mo.VirtualMachine, key string) string {
 }
 
 func TestCreateVMBootModesAndFirmwares(t *testing.T) {
-	t.Parallel()
+	// Not parallel: simulators share package state.
 	sim, c := startSim(t)
 	ctx := context.Background()
 	p, err := c.Resolve(ctx, sim.Site())
@@ -340,7 +340,7 @@ func TestCreateVMBootModesAndFirmwares(t *testing.T) {
 }
 
 func TestFaultsBecomeOneClearLine(t *testing.T) {
-	t.Parallel()
+	// Not parallel: simulators share package state.
 	sim, c := startSim(t)
 	ctx := context.Background()
 	p, err := c.Resolve(ctx, sim.Site())

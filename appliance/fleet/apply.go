@@ -1,0 +1,385 @@
+package fleet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+	"github.com/vmware/govmomi/object"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/vsphere"
+)
+
+// Result is what Apply did.
+type Result struct {
+	Created, Updated, PoweredOn, Deleted []string
+	Pushed                               []string          // datastore paths uploaded
+	Rotate                               []string          // VMs that need a rotate
+	IPs                                  map[string]string // name → guest IP (with Wait)
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	Wait bool // wait for every VM's guest IP (VMware Tools)
+}
+
+// Apply carries out p. It is safe to run again after it was killed at any
+// point: the next Plan sees what exists through the swarmboot.managed
+// markers, and Apply adopts a VM a killed run created.
+func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, error) {
+	if len(p.Conflicts) > 0 {
+		return nil, fmt.Errorf("%s: VM %s exists in %s but was not created by swarmboot: rename or remove it, or change the group's pattern", name(p.Site.Path), strings.Join(p.Conflicts, ", "), p.Placement.FolderPath)
+	}
+	res := &Result{}
+	folder := p.Folder
+	if folder == nil && len(p.Site.Groups) > 0 {
+		var err error
+		if folder, err = f.VS.EnsureFolder(ctx, p.Placement); err != nil {
+			return res, err
+		}
+		f.progress("folder %s ready", p.Placement.FolderPath)
+	}
+	for _, im := range p.Pushes {
+		r, err := f.VS.Push(ctx, p.Placement.Datacenter, p.Placement.Datastore, im.Local, nil)
+		if err != nil {
+			return res, err
+		}
+		if r.Uploaded {
+			res.Pushed = append(res.Pushed, r.Path)
+		}
+		f.progress("image %s on %s", im.Local, r.Path)
+	}
+	var mu sync.Mutex
+	add := func(list *[]string, name string) { mu.Lock(); *list = append(*list, name); mu.Unlock() }
+
+	// Deletes first (they free capacity), then everything else.
+	dg, dctx := errgroup.WithContext(ctx)
+	dg.SetLimit(f.destroyLimit())
+	for _, c := range p.Changes {
+		if c.Action == Delete {
+			dg.Go(func() error {
+				if err := f.destroyOne(dctx, c.VM); err != nil {
+					return err
+				}
+				add(&res.Deleted, c.Name)
+				return nil
+			})
+		}
+	}
+	if err := dg.Wait(); err != nil {
+		sort.Strings(res.Deleted)
+		return res, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(f.parallel())
+	for _, c := range p.Changes {
+		switch c.Action {
+		case Create:
+			g.Go(func() error {
+				if err := f.createOne(gctx, p, folder, c); err != nil {
+					return err
+				}
+				add(&res.Created, c.Name)
+				return nil
+			})
+		case Update:
+			g.Go(func() error {
+				if err := f.updateOne(gctx, c); err != nil {
+					return err
+				}
+				add(&res.Updated, c.Name)
+				return nil
+			})
+		case PowerOn:
+			g.Go(func() error {
+				if err := f.VS.PowerOn(gctx, c.VM); err != nil {
+					return err
+				}
+				f.progress("%s powered on", c.Name)
+				add(&res.PoweredOn, c.Name)
+				return nil
+			})
+		case Rotate:
+			res.Rotate = append(res.Rotate, c.Name)
+		}
+	}
+	err := g.Wait()
+	for _, l := range [][]string{res.Created, res.Updated, res.PoweredOn, res.Deleted} {
+		sort.Strings(l)
+	}
+	if err != nil {
+		return res, err
+	}
+	if err := f.sync(ctx, p.Placement); err != nil {
+		return res, err
+	}
+	if opt.Wait {
+		if res.IPs, err = f.waitIPs(ctx, p.Placement); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// newToken returns a fresh one-time enrollment token (256 random bits).
+func newToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// createOne makes one VM. The token's hash is stored, bound to the BIOS
+// UUID we choose, before the VM exists, so a VM a killed run created is
+// always enrollable; tokens that never reached a VM are removed by sync.
+func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change) error {
+	g := c.Group
+	log := f.log().With("vm", c.Name)
+	token := newToken()
+	spec := vsphere.VMSpec{Name: c.Name, Group: g.Name, Role: g.Role, Index: c.Index, CPUs: g.CPUs, MemoryMiB: g.MemoryMiB,
+		DiskGiB: g.DiskGiB, GuestID: g.GuestID, Firmware: g.Firmware, Boot: g.Boot, ISO: c.Image, Token: token,
+		BIOSUUID: uuid.NewString(), InstanceUUID: uuid.NewString(), Image: g.Image}
+	if g.Boot == "iso" {
+		spec.Image = c.Image
+	}
+	err := f.Store.Update(func(tx *store.Tx) error {
+		return tx.PutToken(store.Token{Hash: store.HashToken(token), VM: c.Name, BIOSUUID: spec.BIOSUUID, Expires: f.now().Add(f.ttl())})
+	})
+	if err != nil {
+		return fmt.Errorf("vm %s: store token: %w", c.Name, err)
+	}
+	if err := f.at(c.Name, "token-stored"); err != nil {
+		return err
+	}
+	vm, err := f.VS.CreateVM(ctx, p.Placement, folder, spec)
+	if errors.Is(err, vsphere.ErrExists) {
+		// A killed run's create finished after our plan: adopt it if it is ours.
+		vm, err = f.adopt(ctx, folder, c.Name, err)
+	}
+	if err != nil {
+		return err
+	}
+	log.Info("created", "group", g.Name, "mac", vm.MAC, "bios_uuid", vm.BIOSUUID)
+	if err := f.at(c.Name, "created"); err != nil {
+		return err
+	}
+	if err := f.VS.PowerOn(ctx, vm); err != nil {
+		return err
+	}
+	if err := f.at(c.Name, "powered-on"); err != nil {
+		return err
+	}
+	if err := f.record(vm, "vm-created", fmt.Sprintf("group %s, %s boot, image %s", g.Name, g.Boot, orNone(spec.Image))); err != nil {
+		return err
+	}
+	f.progress("%s created (mac %s)", c.Name, vm.MAC)
+	return nil
+}
+
+// adopt returns the VM named name in folder when swarmboot owns it.
+func (f *Fleet) adopt(ctx context.Context, folder *object.Folder, name string, cause error) (*vsphere.VM, error) {
+	vms, err := f.VS.List(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	for i := range vms {
+		if vms[i].Name == name && vms[i].Managed {
+			f.log().Info("adopting a VM an earlier, interrupted apply created", "vm", name)
+			if vms[i].BootFirst == "" {
+				g := f.Site.Group(vms[i].Group)
+				if g != nil {
+					if err := f.VS.SetBootOrder(ctx, &vms[i], g.Boot); err != nil {
+						return nil, err
+					}
+				}
+			}
+			return &vms[i], nil
+		}
+	}
+	return nil, cause
+}
+
+// record writes (or refreshes) the store record of vm.
+func (f *Fleet) record(vm *vsphere.VM, kind, detail string) error {
+	return f.Store.Update(func(tx *store.Tx) error {
+		old, err := tx.VM(vm.Name)
+		created := f.now()
+		if err == nil && old.BIOSUUID == vm.BIOSUUID {
+			created = old.Created
+		}
+		rec := store.VM{Name: vm.Name, Group: vm.Group, Role: vm.Role, Image: vm.Image, MAC: vm.MAC,
+			BIOSUUID: vm.BIOSUUID, InstanceUUID: vm.InstanceUUID, MoRef: vm.Ref.Value, Created: created}
+		if err := tx.PutVM(rec); err != nil {
+			return err
+		}
+		if kind == "" {
+			return nil
+		}
+		return tx.AppendEvent(store.Event{Time: f.now(), MAC: vm.MAC, VM: vm.Name, Kind: kind, Detail: detail})
+	})
+}
+
+// updateOne reconfigures a powered-off VM, fixes its boot order and powers it on.
+func (f *Fleet) updateOne(ctx context.Context, c Change) error {
+	g, vm := c.Group, c.VM
+	if vm.CPUs != g.CPUs || vm.MemoryMiB != g.MemoryMiB {
+		if err := f.VS.Reconfigure(ctx, vm, g.CPUs, g.MemoryMiB); err != nil {
+			return err
+		}
+	}
+	want := "ethernet"
+	if g.Boot == "iso" {
+		want = "cdrom"
+	}
+	if vm.BootFirst != want {
+		if err := f.VS.SetBootOrder(ctx, vm, g.Boot); err != nil {
+			return err
+		}
+	}
+	if err := f.VS.PowerOn(ctx, vm); err != nil {
+		return err
+	}
+	f.progress("%s updated: %s", c.Name, strings.Join(c.Reasons, ", "))
+	return nil
+}
+
+// destroyOne deletes a VM we own and its records.
+func (f *Fleet) destroyOne(ctx context.Context, vm *vsphere.VM) error {
+	if err := f.VS.Destroy(ctx, vm); err != nil {
+		return err
+	}
+	err := f.Store.Update(func(tx *store.Tx) error {
+		if err := tx.DeleteVM(vm.Name); err != nil {
+			return err
+		}
+		if err := tx.DeleteTokensForVM(vm.Name); err != nil {
+			return err
+		}
+		return tx.AppendEvent(store.Event{Time: f.now(), MAC: vm.MAC, VM: vm.Name, Kind: "vm-destroyed"})
+	})
+	if err != nil {
+		return fmt.Errorf("vm %s: store: %w", vm.Name, err)
+	}
+	f.log().Info("destroyed", "vm", vm.Name)
+	f.progress("%s destroyed", vm.Name)
+	return nil
+}
+
+// sync makes the store match the VMs we own in vCenter: records for every
+// one (adopting VMs an interrupted run created), none for VMs that are
+// gone, and no token that cannot reach a VM.
+func (f *Fleet) sync(ctx context.Context, pl *vsphere.Placement) error {
+	folder, err := f.VS.Folder(ctx, pl)
+	if err != nil {
+		return err
+	}
+	vms, err := f.VS.List(ctx, folder)
+	if err != nil {
+		return err
+	}
+	owned := map[string]*vsphere.VM{}
+	for i := range vms {
+		if vms[i].Managed {
+			owned[vms[i].Name] = &vms[i]
+		}
+	}
+	return f.Store.Update(func(tx *store.Tx) error {
+		recs, err := tx.VMs()
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			vm := owned[r.Name]
+			if vm == nil && f.inSite(r.Group) {
+				if err := tx.DeleteVM(r.Name); err != nil {
+					return err
+				}
+				if err := tx.DeleteTokensForVM(r.Name); err != nil {
+					return err
+				}
+			}
+		}
+		for _, vm := range owned {
+			r, err := tx.VM(vm.Name)
+			if err != nil || r.MAC != store.NormalizeMAC(vm.MAC) || r.BIOSUUID != vm.BIOSUUID || r.MoRef != vm.Ref.Value {
+				created := f.now()
+				if err == nil && r.BIOSUUID == vm.BIOSUUID {
+					created = r.Created
+				}
+				if err := tx.PutVM(store.VM{Name: vm.Name, Group: vm.Group, Role: vm.Role, Image: vm.Image, MAC: vm.MAC,
+					BIOSUUID: vm.BIOSUUID, InstanceUUID: vm.InstanceUUID, MoRef: vm.Ref.Value, Created: created}); err != nil {
+					return err
+				}
+			}
+			toks, err := tx.TokensForVM(vm.Name)
+			if err != nil {
+				return err
+			}
+			for _, t := range toks {
+				if t.BIOSUUID != vm.BIOSUUID { // made for a create that never happened
+					if err := tx.DeleteToken(t.Hash); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// inSite reports whether group belongs to this site file (records of
+// groups from another site file sharing the store are left alone).
+func (f *Fleet) inSite(group string) bool {
+	return f.Site.Group(group) != nil
+}
+
+// waitIPs waits for the guest IP of every VM the site wants.
+func (f *Fleet) waitIPs(ctx context.Context, pl *vsphere.Placement) (map[string]string, error) {
+	folder, err := f.VS.Folder(ctx, pl)
+	if err != nil {
+		return nil, err
+	}
+	vms, err := f.VS.List(ctx, folder)
+	if err != nil {
+		return nil, err
+	}
+	ips := map[string]string{}
+	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4 * f.parallel())
+	for i := range vms {
+		vm := &vms[i]
+		if !vm.Managed || !f.wanted(vm.Name) {
+			continue
+		}
+		g.Go(func() error {
+			ip, err := f.VS.WaitIP(gctx, vm)
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			ips[vm.Name] = ip
+			mu.Unlock()
+			f.progress("%s has address %s", vm.Name, ip)
+			return nil
+		})
+	}
+	return ips, g.Wait()
+}
+
+func (f *Fleet) wanted(name string) bool {
+	for i := range f.Site.Groups {
+		g := &f.Site.Groups[i]
+		if n, ok := g.Index(name); ok && n <= g.Count {
+			return true
+		}
+	}
+	return false
+}
