@@ -49,14 +49,18 @@ func TestExistingSwarm(t *testing.T) {
 	stop()
 	wrk.stop()
 	os.WriteFile(filepath.Join(m.dir, "cmdline"), []byte("console=ttyS0 quiet\n"), 0o644)
+	stop = a.run(t, m, logs["console"], logs["agent"]) // before dockerd: it must wait
+	time.Sleep(500 * time.Millisecond)
 	wrk.start()
-	stop = a.run(t, m, logs["console"], logs["agent"])
 	deadline := time.Now().Add(30 * time.Second)
 	for a.events(t, m.mac, "report") < 2 && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	if got := a.events(t, m.mac, "enroll"); got != 1 {
 		t.Errorf("after reboot: %d enroll events, want 1 (no re-enrollment)", got)
+	}
+	if !strings.Contains(logs["console"].String(), "waiting for Docker") {
+		t.Errorf("agent started before dockerd did not say it waits:\n%s", logs["console"].String())
 	}
 	if got := nodeID(t, wrk); got != id {
 		t.Errorf("after reboot the node is %q, want still %q", got, id)
@@ -92,7 +96,11 @@ func TestManagedSwarmOneInit(t *testing.T) {
 	a := startAppliance(t, nil, logs["appliance"])
 	var ms []*machine
 	for i := range 3 {
-		ms = append(ms, a.machine(t, l.add(logs["dockerd"]), "manager-"+string(rune('1'+i)), "manager", 10+i))
+		m := a.machine(t, l.add(logs["dockerd"]), "manager-"+string(rune('1'+i)), "manager", 10+i)
+		if i == 0 {
+			m.renewIn = 31 * 24 * time.Hour // > the 30-day validity: renews every heartbeat
+		}
+		ms = append(ms, m)
 	}
 	for _, m := range ms {
 		a.run(t, m, logs["console"], logs["agent"])
@@ -115,6 +123,9 @@ func TestManagedSwarmOneInit(t *testing.T) {
 	}
 	if got := strings.Count(logs["console"].String(), "init done"); got != 1 || inits != 1 {
 		t.Errorf("%d agents ran swarm init, %d swarm-init events; want exactly 1", got, inits)
+	}
+	if got := a.events(t, ms[0].mac, "renew"); got == 0 {
+		t.Error("manager-1 never renewed its certificate")
 	}
 	secrets := joinTokens(t, ms[0].d)
 	var dirs []string

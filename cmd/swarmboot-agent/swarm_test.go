@@ -68,6 +68,7 @@ type machine struct {
 	dir             string // uuid file, token file, agent state, data dir
 	d               *dockerd
 	token           string
+	renewIn         time.Duration // agent renews when its certificate ends sooner
 }
 
 func (a *appliance) machine(t testing.TB, d *dockerd, name, role string, i int) *machine {
@@ -97,7 +98,7 @@ func (a *appliance) run(t testing.TB, m *machine, console, log *lockedBuf) (stop
 		URL: a.url, Roots: a.roots, StateDir: filepath.Join(m.dir, "state"), DockerHost: m.d.Host,
 		DataPath: filepath.Join(m.dir, "data"), BIOSUUIDPath: filepath.Join(m.dir, "uuid"), MACs: []string{m.mac},
 		Tokens:    []agent.TokenSource{agent.GuestinfoToken{}, agent.CmdlineToken{Path: filepath.Join(m.dir, "cmdline")}},
-		Advertise: m.d.IP, Heartbeat: 400 * time.Millisecond, BackoffMax: time.Second,
+		Advertise: m.d.IP, Heartbeat: 400 * time.Millisecond, BackoffMax: time.Second, RenewIn: m.renewIn,
 		Console: console, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
