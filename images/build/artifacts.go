@@ -74,6 +74,9 @@ func (b *builder) createTemp(name string) (*os.File, error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	b.temps = append(b.temps, f.Name())
+	if err := f.Chmod(0o644); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
 	return f, nil
 }
 
@@ -89,7 +92,7 @@ func (b *builder) writeTemp(name string, data []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("build: %s: %w", name, err)
 	}
-	return f.Name(), os.Chtimes(f.Name(), b.modTime, b.modTime)
+	return f.Name(), nil
 }
 
 // keep marks a temporary file to be renamed to final when the build succeeds.
@@ -145,9 +148,6 @@ func (b *builder) initrd(ctx context.Context, src Source) (*Rootfs, error) {
 	if err := f.Close(); err != nil {
 		return nil, fmt.Errorf("build: initrd: %w", err)
 	}
-	if err := os.Chtimes(f.Name(), b.modTime, b.modTime); err != nil {
-		return nil, err
-	}
 	b.initrdSize, b.initrdSum = hw.n, hw.h.Sum(nil)
 	b.p.step("initrd: %d entries, %s → %s gzip'd", cw.entries, human(w.Uncompressed()), human(hw.n))
 	if len(rfs.Ucode) > 0 {
@@ -180,7 +180,7 @@ func (b *builder) prependUcode(ucode []byte) error {
 		return fmt.Errorf("build: initrd: %w", err)
 	}
 	b.initrdPath, b.initrdSum, b.initrdSize = f.Name(), nil, 0
-	return os.Chtimes(f.Name(), b.modTime, b.modTime)
+	return nil
 }
 
 // publish hashes the artifacts, renames the kept temporary files to their

@@ -76,6 +76,9 @@ func TestBuildAllFormats(t *testing.T) {
 	var names []string
 	for _, e := range ents {
 		names = append(names, e.Name())
+		if fi, err := e.Info(); err != nil || fi.Mode().Perm() != 0o644 || time.Since(fi.ModTime()) > time.Hour {
+			t.Errorf("%s: mode %v, mtime %v; want 0644 and now (%v)", e.Name(), fi.Mode(), fi.ModTime(), err)
+		}
 	}
 	want := []string{"node-cmdline", "node-initrd.img", "node-kernel", "node.iso", "node.manifest.json"}
 	if !slices.Equal(names, want) {

@@ -108,6 +108,13 @@ func Write(ctx context.Context, out string, opt Options) (err error) {
 		return fmt.Errorf("iso: %w", err)
 	}
 	defer os.RemoveAll(ws)
+	// Staging hard-links kernel and initrd and stamps them with ModTime;
+	// give the originals their own times back afterwards.
+	for _, p := range []string{opt.Kernel, opt.Initrd} {
+		if fi, err := os.Stat(p); err == nil {
+			defer os.Chtimes(p, fi.ModTime(), fi.ModTime())
+		}
+	}
 	if err := stage(ws, opt); err != nil {
 		return err
 	}
@@ -124,6 +131,9 @@ func Write(ctx context.Context, out string, opt Options) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
+	if err := tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("iso: %w", err)
+	}
 	fs, err := iso9660.Create(file.New(tmp, false), 0, 0, 2048, ws)
 	if err != nil {
 		return fmt.Errorf("iso: %w", err)
