@@ -172,7 +172,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	}
 	for n := 0; ; {
-		if a.id.Cert == nil {
+		if a.id.Cert() == nil {
 			if err := a.enroll(ctx); err != nil {
 				return err
 			}
@@ -204,7 +204,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // forget drops a refused certificate so the agent enrolls again.
 func (a *Agent) forget() {
 	os.Rename(filepath.Join(a.id.Dir, CertFile), filepath.Join(a.id.Dir, CertFile+".refused"))
-	a.id.Cert = nil
+	a.id.Forget()
 	a.client.CloseIdle()
 }
 

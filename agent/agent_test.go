@@ -86,8 +86,8 @@ func TestIdentityKeptAndChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := LoadIdentity(dir)
-	if err != nil || again.Cert == nil || !again.Key.Equal(id.Key) {
-		t.Fatalf("reload after reboot: cert %v, same key %v, err %v", again.Cert != nil, again.Key.Equal(id.Key), err)
+	if err != nil || again.Cert() == nil || !again.Key.Equal(id.Key) {
+		t.Fatalf("reload after reboot: cert %v, same key %v, err %v", again.Cert() != nil, again.Key.Equal(id.Key), err)
 	}
 	os.WriteFile(filepath.Join(dir, KeyFile), []byte("junk"), 0o600)
 	if _, err := LoadIdentity(dir); err == nil || !strings.Contains(err.Error(), "delete it") {

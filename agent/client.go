@@ -42,10 +42,10 @@ func NewClient(baseURL, serverName string, roots *x509.CertPool, id *Identity) (
 			ServerName: serverName,
 			MinVersion: tls.VersionTLS13,
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-				if id == nil || id.Cert == nil {
+				if id == nil || id.Cert() == nil {
 					return &tls.Certificate{}, nil // none yet: enrollment only
 				}
-				return id.Cert, nil
+				return id.Cert(), nil
 			},
 		},
 		MaxIdleConnsPerHost: 1,

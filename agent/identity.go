@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -63,9 +64,26 @@ next:
 
 // Identity is the node's key and certificate in the state dir.
 type Identity struct {
-	Dir  string
-	Key  *ecdsa.PrivateKey
-	Cert *tls.Certificate // nil until enrolled
+	Dir string
+	Key *ecdsa.PrivateKey
+
+	mu   sync.Mutex
+	cert *tls.Certificate // nil until enrolled
+}
+
+// Cert is the node certificate, nil until enrolled. Safe to call from
+// TLS handshakes while the agent renews.
+func (id *Identity) Cert() *tls.Certificate {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	return id.cert
+}
+
+// Forget drops the certificate (the appliance refused it).
+func (id *Identity) Forget() {
+	id.mu.Lock()
+	defer id.mu.Unlock()
+	id.cert = nil
 }
 
 // LoadIdentity loads the key (creating it, mode 0600, when missing) and
@@ -128,7 +146,9 @@ func (id *Identity) setCert(certPEM []byte) error {
 	if pk, ok := leaf.PublicKey.(*ecdsa.PublicKey); !ok || !pk.Equal(&id.Key.PublicKey) {
 		return errors.New("certificate is not for the node key")
 	}
-	id.Cert = &tls.Certificate{Certificate: [][]byte{blk.Bytes}, PrivateKey: id.Key, Leaf: leaf}
+	id.mu.Lock()
+	id.cert = &tls.Certificate{Certificate: [][]byte{blk.Bytes}, PrivateKey: id.Key, Leaf: leaf}
+	id.mu.Unlock()
 	return nil
 }
 
@@ -142,10 +162,11 @@ func (id *Identity) SaveCert(certPEM []byte) error {
 
 // Expires is when the certificate runs out (zero without one).
 func (id *Identity) Expires() time.Time {
-	if id.Cert == nil {
+	c := id.Cert()
+	if c == nil {
 		return time.Time{}
 	}
-	return id.Cert.Leaf.NotAfter
+	return c.Leaf.NotAfter
 }
 
 // writeFileSync writes via a temp file, fsync and rename.
