@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -45,10 +46,14 @@ func (e *MissingImagesError) Is(target error) bool { return target == store.ErrN
 // CheckImages makes sure every image c names is in s for platform, before
 // any work starts, so a user sees all missing images at once. With pull,
 // missing images are pulled from their registry instead (the only time a
-// build touches the network).
-func CheckImages(ctx context.Context, c *yml.Config, s ImageStore, platform string, pull bool) error {
+// build touches the network). Refs in skip are not checked (for example the
+// agent image when the agent binary is baked in).
+func CheckImages(ctx context.Context, c *yml.Config, s ImageStore, platform string, pull bool, skip ...string) error {
 	missing := &MissingImagesError{}
 	for _, ref := range yml.ImageRefs(c) {
+		if slices.Contains(skip, ref) {
+			continue
+		}
 		_, err := s.Image(ref, platform)
 		if err == nil {
 			continue

@@ -25,6 +25,10 @@ func TestCheckImagesMissing(t *testing.T) {
 	if !errors.As(err, &me) || !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("err = %v, want MissingImagesError", err)
 	}
+	err2 := CheckImages(context.Background(), c, s, store.DefaultPlatform, false, "example.org/init:2")
+	if !errors.As(err2, &me) || len(me.Refs) != 1 || me.Refs[0] != "example.org/kernel:1" {
+		t.Errorf("with init skipped: %v", err2)
+	}
 	msg := err.Error()
 	for _, want := range []string{"example.org/kernel:1", "example.org/init:2", "swarmboot image import", "--pull"} {
 		if !strings.Contains(msg, want) {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmboot/swarmboot/images/build"
+	"github.com/swarmboot/swarmboot/images/rootfs"
 	"github.com/swarmboot/swarmboot/images/store"
 	"github.com/swarmboot/swarmboot/images/yml"
 )
@@ -21,6 +23,7 @@ func newBuildCmd(g *Globals) *cobra.Command {
 		name     string
 		pull     bool
 		platform string
+		agent    string
 	)
 	cmd := &cobra.Command{
 		Use:   "build -f FILE [-f FILE...] -o DIR",
@@ -41,6 +44,7 @@ SOURCE_DATE_EPOCH to pin the manifest's build time too.
 Examples:
   swarmboot build -f linuxkit/worker.yml -o out/
   swarmboot build -f base.yml -f site.yml -o out/ --name worker --format iso
+  swarmboot build -f linuxkit/worker.yml -o out/ --agent bin/swarmboot-agent
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) swarmboot build -f worker.yml -o out/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,10 +82,23 @@ Examples:
 				return err
 			}
 			ctx := cmd.Context()
-			if err := build.CheckImages(ctx, cfg, s, platform, pull); err != nil {
+			src := build.FromYML(cfg, s, platform)
+			var skip []string
+			if agent != "" {
+				if _, err := os.Stat(agent); err != nil {
+					return fmt.Errorf("build: --agent: %w (build it with `make build`: bin/swarmboot-agent)", err)
+				}
+				src.Options.Agent = &rootfs.Agent{Binary: agent}
+				for _, svc := range cfg.Services {
+					if svc.Name == rootfs.AgentName {
+						skip = append(skip, svc.Image) // replaced by the baked binary
+					}
+				}
+			}
+			if err := build.CheckImages(ctx, cfg, s, platform, pull, skip...); err != nil {
 				return err
 			}
-			_, err = build.Build(ctx, build.FromYML(cfg, s, platform), build.Options{
+			_, err = build.Build(ctx, src, build.Options{
 				Formats: fs, Name: name, OutDir: out, Progress: g.Stderr, Terminal: Terminal(g.Stderr), Log: g.Log,
 			})
 			return err
@@ -94,5 +111,6 @@ Examples:
 	f.StringVar(&name, "name", "", "artifact name prefix (default: first yml's base name)")
 	f.BoolVar(&pull, "pull", false, "pull images missing from the store from their registry")
 	f.StringVar(&platform, "platform", store.DefaultPlatform, "image platform")
+	f.StringVar(&agent, "agent", "", "static swarmboot-agent binary to bake in as the swarmboot-agent service")
 	return cmd
 }
