@@ -80,6 +80,10 @@ func (e *emitter) dir(name string, h *Header) error {
 }
 
 func (e *emitter) entry(h *Header, r io.Reader) error {
+	if m, ok := e.seen[path.Dir(h.Name)]; ok && !m.IsDir() {
+		e.log.Warn("rootfs: skipping entry below a non-directory", "name", h.Name)
+		return nil
+	}
 	if err := e.parents(h.Name); err != nil {
 		return err
 	}

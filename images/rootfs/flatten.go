@@ -149,6 +149,7 @@ func under(name, dir string) bool {
 // returns the surviving entries.
 func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
 	state := map[string]*entry{}
+	parents := map[string]bool{} // names something was put below
 	removeUnder := func(dir string, img, belowLayer int, self bool) {
 		for name, e := range state {
 			if e.img == img && e.layer < belowLayer && under(name, dir) && (self || name != dir) {
@@ -184,12 +185,21 @@ func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
 				if err != nil || h == nil {
 					return err
 				}
-				if old, ok := state[name]; ok && old.hdr.Mode.IsDir() && !h.Mode.IsDir() {
+				// every ancestor is a directory: a non-directory in the way gives way
+				for d := path.Dir(name); d != "."; d = path.Dir(d) {
+					if e, ok := state[d]; ok && !e.hdr.Mode.IsDir() {
+						delete(state, d)
+					}
+					parents[d] = true
+				}
+				// a non-directory hides whatever was below that name
+				if !h.Mode.IsDir() && parents[name] {
 					for n := range state {
 						if strings.HasPrefix(n, name+"/") {
 							delete(state, n)
 						}
 					}
+					delete(parents, name)
 				}
 				state[name] = &entry{img: ii, layer: li, ordinal: ord, hdr: h}
 				return nil
