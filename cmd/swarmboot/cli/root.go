@@ -117,6 +117,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newMachinesCmd,
 	newEventsCmd,
 	newTokenCmd,
+	newDemoCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
