@@ -149,19 +149,28 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 	if g.Boot == "iso" {
 		spec.Image = c.Image
 	}
-	err := f.Store.Update(func(tx *store.Tx) error {
-		return tx.PutToken(store.Token{Hash: store.HashToken(token), VM: c.Name, BIOSUUID: spec.BIOSUUID, Expires: f.now().Add(f.ttl())})
-	})
-	if err != nil {
-		return fmt.Errorf("vm %s: store token: %w", c.Name, err)
-	}
-	if err := f.at(c.Name, "token-stored"); err != nil {
+	// A killed run's create may have landed after our plan: adopt it if it
+	// is ours (vCenter would refuse a second VM of that name in the folder
+	// anyway; the simulator would not).
+	vm, err := f.VS.Child(ctx, folder, c.Name)
+	switch {
+	case err != nil:
 		return err
-	}
-	vm, err := f.VS.CreateVM(ctx, p.Placement, folder, spec)
-	if errors.Is(err, vsphere.ErrExists) {
-		// A killed run's create finished after our plan: adopt it if it is ours.
-		vm, err = f.adopt(ctx, folder, c.Name, err)
+	case vm != nil && !vm.Managed:
+		return fmt.Errorf("vm %s: appeared in %s meanwhile but was not created by swarmboot: rename or remove it", c.Name, folder.InventoryPath)
+	case vm != nil:
+		vm, err = f.adopt(ctx, folder, c.Name, nil)
+	default:
+		if err := f.storeToken(c.Name, token, spec.BIOSUUID); err != nil {
+			return err
+		}
+		if err := f.at(c.Name, "token-stored"); err != nil {
+			return err
+		}
+		vm, err = f.VS.CreateVM(ctx, p.Placement, folder, spec)
+		if errors.Is(err, vsphere.ErrExists) {
+			vm, err = f.adopt(ctx, folder, c.Name, err)
+		}
 	}
 	if err != nil {
 		return err
@@ -180,6 +189,17 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 		return err
 	}
 	f.progress("%s created (mac %s)", c.Name, vm.MAC)
+	return nil
+}
+
+// storeToken records the hash of token for the VM name will get.
+func (f *Fleet) storeToken(name, token, biosUUID string) error {
+	err := f.Store.Update(func(tx *store.Tx) error {
+		return tx.PutToken(store.Token{Hash: store.HashToken(token), VM: name, BIOSUUID: biosUUID, Expires: f.now().Add(f.ttl())})
+	})
+	if err != nil {
+		return fmt.Errorf("vm %s: store token: %w", name, err)
+	}
 	return nil
 }
 
@@ -202,6 +222,9 @@ func (f *Fleet) adopt(ctx context.Context, folder *object.Folder, name string, c
 			}
 			return &vms[i], nil
 		}
+	}
+	if cause == nil {
+		cause = fmt.Errorf("vm %s: vanished while adopting it; run apply again", name)
 	}
 	return nil, cause
 }

@@ -33,3 +33,15 @@ func (c *Client) List(ctx context.Context, folder *object.Folder) ([]VM, error) 
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
+
+// Child returns the VM named name directly in folder, or nil.
+func (c *Client) Child(ctx context.Context, folder *object.Folder, name string) (*VM, error) {
+	ref, err := object.NewSearchIndex(c.VC).FindChild(ctx, folder, name)
+	if err != nil {
+		return nil, Explain(err, "look up", "VM "+name+" in "+folder.InventoryPath)
+	}
+	if ref == nil || ref.Reference().Type != "VirtualMachine" {
+		return nil, nil
+	}
+	return c.Get(ctx, ref.Reference())
+}

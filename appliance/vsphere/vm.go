@@ -138,7 +138,16 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	if err != nil {
 		return nil, Explain(err, "create", obj)
 	}
-	ref := info.Result.(types.ManagedObjectReference)
+	if info == nil {
+		return nil, Explain(context.Cause(ctx), "create", obj)
+	}
+	ref, ok := info.Result.(types.ManagedObjectReference)
+	if !ok {
+		if ctx.Err() != nil {
+			return nil, Explain(ctx.Err(), "create", obj)
+		}
+		return nil, Explain(fmt.Errorf("the CreateVM task returned no VM"), "create", obj)
+	}
 	vm, err := c.Get(ctx, ref)
 	if err != nil {
 		return nil, err
