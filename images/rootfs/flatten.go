@@ -2,15 +2,20 @@ package rootfs
 
 import (
 	"archive/tar"
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"io/fs"
 	"path"
+	"runtime"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"golang.org/x/sync/errgroup"
 )
 
 // A stack is one or more images whose layers are flattened into one tree
@@ -107,10 +112,41 @@ func tarHeader(th *tar.Header, name string) (*Header, error) {
 	return h, nil
 }
 
+// uncompressed opens a layer's tar stream. gzip'd layers (nearly all) are
+// inflated with klauspost/compress, about twice as fast as compress/gzip.
+func uncompressed(l v1.Layer) (io.ReadCloser, error) {
+	mt, err := l.MediaType()
+	if err != nil || (mt != types.DockerLayer && mt != types.OCILayer) {
+		return l.Uncompressed()
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReaderSize(rc, 1<<16)
+	if magic, _ := br.Peek(2); len(magic) < 2 || magic[0] != 0x1f || magic[1] != 0x8b {
+		rc.Close()
+		return l.Uncompressed()
+	}
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return readCloser{zr, func() error { zr.Close(); return rc.Close() }}, nil
+}
+
+type readCloser struct {
+	io.Reader
+	close func() error
+}
+
+func (r readCloser) Close() error { return r.close() }
+
 // forEachEntry reads one layer's tar, calling fn for every entry with a
 // usable name; r is valid during the call.
 func forEachEntry(ctx context.Context, l v1.Layer, fn func(ord int, th *tar.Header, name string, r io.Reader) error) error {
-	rc, err := l.Uncompressed()
+	rc, err := uncompressed(l)
 	if err != nil {
 		return err
 	}
@@ -145,46 +181,96 @@ func under(name, dir string) bool {
 	return name == dir || strings.HasPrefix(name, dir+"/")
 }
 
-// scan is pass 1: it reads every header of every layer, bottom up, and
-// returns the surviving entries.
+// op is one entry of a layer as pass 1 sees it.
+type op struct {
+	ord  int
+	name string
+	kind opKind
+	hdr  *Header
+}
+
+type opKind uint8
+
+const (
+	opEntry    opKind = iota
+	opWhiteout        // name is the path removed
+	opOpaque          // name is the directory emptied ("" for the root)
+)
+
+// readOps reads one layer's headers (no contents).
+func readOps(ctx context.Context, l v1.Layer) ([]op, error) {
+	var ops []op
+	err := forEachEntry(ctx, l, func(ord int, th *tar.Header, name string, _ io.Reader) error {
+		dir, base := path.Split(name)
+		dir = strings.TrimSuffix(dir, "/")
+		switch {
+		case base == ".wh..wh..opq":
+			ops = append(ops, op{ord: ord, name: dir, kind: opOpaque})
+		case strings.HasPrefix(base, ".wh..wh."):
+			// aufs bookkeeping
+		case strings.HasPrefix(base, ".wh."):
+			ops = append(ops, op{ord: ord, name: path.Join(dir, strings.TrimPrefix(base, ".wh.")), kind: opWhiteout})
+		default:
+			h, err := tarHeader(th, name)
+			if err != nil || h == nil {
+				return err
+			}
+			ops = append(ops, op{ord: ord, name: name, hdr: h})
+		}
+		return nil
+	})
+	return ops, err
+}
+
+// scan is pass 1: it reads every header of every layer (layers in
+// parallel), then applies them bottom up and returns the surviving entries.
 func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
+	type job struct{ img, layer int }
+	var jobs []job
+	ops := make([][][]op, len(s.images))
+	for ii, im := range s.images {
+		ops[ii] = make([][]op, len(im.layers))
+		for li := range im.layers {
+			jobs = append(jobs, job{ii, li})
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for _, j := range jobs {
+		g.Go(func() error {
+			o, err := readOps(gctx, s.images[j.img].layers[j.layer])
+			if err != nil {
+				return fmt.Errorf("image %s: layer %d: %w", s.images[j.img].ref, j.layer, err)
+			}
+			ops[j.img][j.layer] = o
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+
 	state := map[string]*entry{}
 	parents := map[string]bool{} // names something was put below
 	removeUnder := func(dir string, img, belowLayer int, self bool) {
 		for name, e := range state {
-			if e.img == img && e.layer < belowLayer && under(name, dir) && (self || name != dir) {
+			if e.img == img && e.layer < belowLayer && (dir == "" || under(name, dir)) && (self || name != dir) {
 				delete(state, name)
 			}
 		}
 	}
-	for ii, im := range s.images {
-		for li, l := range im.layers {
-			err := forEachEntry(ctx, l, func(ord int, th *tar.Header, name string, _ io.Reader) error {
-				dir, base := path.Split(name)
-				dir = strings.TrimSuffix(dir, "/")
-				if base == ".wh..wh..opq" {
-					if dir == "" {
-						for n, e := range state {
-							if e.img == ii && e.layer < li {
-								delete(state, n)
-							}
-						}
-						return nil
-					}
-					removeUnder(dir, ii, li, false)
-					return nil
+	for ii := range s.images {
+		for li, layerOps := range ops[ii] {
+			for _, o := range layerOps {
+				switch o.kind {
+				case opOpaque:
+					removeUnder(o.name, ii, li, false)
+					continue
+				case opWhiteout:
+					removeUnder(o.name, ii, li, true)
+					continue
 				}
-				if strings.HasPrefix(base, ".wh..wh.") {
-					return nil // aufs bookkeeping
-				}
-				if strings.HasPrefix(base, ".wh.") {
-					removeUnder(path.Join(dir, strings.TrimPrefix(base, ".wh.")), ii, li, true)
-					return nil
-				}
-				h, err := tarHeader(th, name)
-				if err != nil || h == nil {
-					return err
-				}
+				name := o.name
 				// every ancestor is a directory: a non-directory in the way gives way
 				for d := path.Dir(name); d != "."; d = path.Dir(d) {
 					if e, ok := state[d]; ok && !e.hdr.Mode.IsDir() {
@@ -193,7 +279,7 @@ func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
 					parents[d] = true
 				}
 				// a non-directory hides whatever was below that name
-				if !h.Mode.IsDir() && parents[name] {
+				if !o.hdr.Mode.IsDir() && parents[name] {
 					for n := range state {
 						if strings.HasPrefix(n, name+"/") {
 							delete(state, n)
@@ -201,11 +287,7 @@ func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
 					}
 					delete(parents, name)
 				}
-				state[name] = &entry{img: ii, layer: li, ordinal: ord, hdr: h}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("image %s: layer %d: %w", im.ref, li, err)
+				state[name] = &entry{img: ii, layer: li, ordinal: o.ord, hdr: o.hdr}
 			}
 		}
 	}
