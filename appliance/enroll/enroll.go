@@ -131,6 +131,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 	if retry {
 		log.Info("enroll retried with the same key: same certificate", "node", node.Name)
 	} else {
+		s.forgetNode(node.Name) // a re-enrollment revoked the old certificate
 		log.Info("enrolled", "node", node.Name, "role", node.Role)
 		if s.Guestinfo != nil && vm != "" {
 			if err := s.Guestinfo.ClearGuestinfo(r.Context(), vm); err != nil {

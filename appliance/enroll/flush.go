@@ -12,59 +12,74 @@ import (
 // and its timeline events. A crash loses at most that much of heartbeats,
 // which the next heartbeat repeats; the agent never waits for the disk.
 
-// pendingReport is a node's latest heartbeat not yet in the store.
-type pendingReport struct {
+// latestReport is a node's latest heartbeat as the appliance holds it.
+type latestReport struct {
 	raw    []byte
 	nodeID string
+	seen   time.Time // when nodeID was first reported
 	at     time.Time
+	dirty  bool // not yet in the store
 	events []store.Event
 }
 
-func (s *Server) queueReport(name string, p pendingReport) {
+// queueReport records a node's heartbeat in memory.
+func (s *Server) queueReport(name string, raw []byte, nodeID string, at time.Time, events []store.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.pending[name]; ok {
-		p.events = append(old.events, p.events...)
-		if old.nodeID == p.nodeID {
-			p.at = old.at // SwarmNodeSeen is the first sighting
+	l, ok := s.latest[name]
+	if !ok {
+		l = &latestReport{}
+		s.latest[name] = l
+	}
+	if !ok || l.nodeID != nodeID {
+		l.seen = at
+	}
+	l.raw, l.nodeID, l.at, l.dirty = raw, nodeID, at, true
+	l.events = append(l.events, events...)
+}
+
+// latestFor returns the node's latest heartbeat held in memory.
+func (s *Server) latestFor(name string) (raw []byte, nodeID string, seen time.Time, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, found := s.latest[name]; found {
+		return l.raw, l.nodeID, l.seen, true
+	}
+	return nil, "", time.Time{}, false
+}
+
+// flush commits every heartbeat not yet stored in one transaction.
+func (s *Server) flush() error {
+	type item struct {
+		name string
+		l    latestReport
+	}
+	var batch []item
+	s.mu.Lock()
+	for name, l := range s.latest {
+		if l.dirty {
+			batch = append(batch, item{name, *l})
+			l.dirty, l.events = false, nil
 		}
 	}
-	s.pending[name] = &p
-}
-
-// pendingFor returns the node's not yet committed report, if any.
-func (s *Server) pendingFor(name string) (pendingReport, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p, ok := s.pending[name]; ok {
-		return *p, true
-	}
-	return pendingReport{}, false
-}
-
-// flush commits every pending report in one transaction.
-func (s *Server) flush() error {
-	s.mu.Lock()
-	batch := s.pending
-	s.pending = make(map[string]*pendingReport, len(batch))
 	s.mu.Unlock()
 	if len(batch) == 0 {
 		return nil
 	}
 	err := s.Store.Update(func(tx *store.Tx) error {
-		for name, p := range batch {
-			n, err := tx.Node(name)
+		for _, it := range batch {
+			n, err := tx.Node(it.name)
 			if err != nil {
-				continue // revoked and deleted meanwhile
+				continue // gone meanwhile
 			}
-			n.LastSeen, n.LastReport = p.at, p.raw
-			if p.nodeID != n.SwarmNodeID {
-				n.SwarmNodeID, n.SwarmNodeSeen = p.nodeID, p.at
+			n.LastSeen, n.LastReport = it.l.at, it.l.raw
+			if it.l.nodeID != n.SwarmNodeID {
+				n.SwarmNodeID, n.SwarmNodeSeen = it.l.nodeID, it.l.seen
 			}
 			if err := tx.PutNode(*n); err != nil {
 				return err
 			}
-			for _, e := range p.events {
+			for _, e := range it.l.events {
 				if err := tx.AppendEvent(e); err != nil {
 					return err
 				}
@@ -73,11 +88,13 @@ func (s *Server) flush() error {
 		return nil
 	})
 	if err != nil {
-		// Put them back unless newer ones arrived; the next flush retries.
+		// Mark them dirty again (keeping newer reports); the next flush
+		// retries.
 		s.mu.Lock()
-		for name, p := range batch {
-			if _, newer := s.pending[name]; !newer {
-				s.pending[name] = p
+		for _, it := range batch {
+			if l, ok := s.latest[it.name]; ok {
+				l.dirty = true
+				l.events = append(it.l.events, l.events...)
 			}
 		}
 		s.mu.Unlock()
@@ -85,7 +102,7 @@ func (s *Server) flush() error {
 	return err
 }
 
-// flushLoop commits pending reports every FlushEvery until ctx ends, then
+// flushLoop commits heartbeats every FlushEvery until ctx ends, then
 // once more.
 func (s *Server) flushLoop(ctx context.Context) {
 	t := time.NewTicker(s.FlushEvery)

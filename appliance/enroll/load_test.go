@@ -39,6 +39,8 @@ type loadResult struct {
 	P99ms      float64 `json:"p99"`
 	MaxMs      float64 `json:"max"`
 	Seconds    float64 `json:"seconds"`
+	BurstRate  float64 `json:"burst_rate"` // reports/s when every agent reports at once
+	BurstP99   float64 `json:"burst_p99"`
 	ConnectSec float64 `json:"connect_seconds"`
 }
 
@@ -173,6 +175,27 @@ func runLoad(t *testing.T, b *loadBundle) loadResult {
 	res.Seconds = time.Since(start).Seconds()
 	res.N = len(lat)
 	res.P50ms, res.P99ms, res.MaxMs = percentile(lat, 0.5), percentile(lat, 0.99), percentile(lat, 1)
+	// Burst: every agent reports at the same moment (after an outage of
+	// the appliance, say): what the appliance can absorb.
+	burst := make([]float64, 0, n)
+	start = time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := send(i)
+			if err != nil {
+				fail(err)
+				return
+			}
+			mu.Lock()
+			burst = append(burst, float64(d.Microseconds())/1000)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.BurstRate = float64(len(burst)) / time.Since(start).Seconds()
+	res.BurstP99 = percentile(burst, 0.99)
 	return res
 }
 

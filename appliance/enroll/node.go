@@ -1,7 +1,6 @@
 package enroll
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,65 +12,21 @@ import (
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
-type ctxNode struct{}
-
-// authed requires a client certificate from our CA (verified by the TLS
-// handshake) that is the node's current certificate and not revoked.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *store.Node)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.PeerCertificates) == 0 {
-			s.Log.Warn("node call refused", "remote", r.RemoteAddr, "path", r.URL.Path, "reason", "no client certificate")
-			refuse(w, http.StatusUnauthorized, "a node certificate is required: enroll first")
-			return
-		}
-		leaf := r.TLS.PeerCertificates[0]
-		serial := leaf.SerialNumber.Text(16)
-		fp := ca.Fingerprint(leaf.PublicKey)
-		var node *store.Node
-		var why string
-		err := s.Store.View(func(tx *store.Tx) error {
-			revoked, err := tx.CertRevoked(serial)
-			if err != nil {
-				return err
-			}
-			n, err := tx.NodeByKey(fp)
-			switch {
-			case errors.Is(err, store.ErrNotFound):
-				why = "no node holds this key"
-			case err != nil:
-				return err
-			case revoked || !n.Revoked.IsZero():
-				why = "certificate revoked"
-			case n.CertSerial != serial:
-				why = "certificate superseded"
-			default:
-				node = n
-			}
-			return nil
-		})
-		if err != nil {
-			s.Log.Error("node call failed", "err", err)
-			refuse(w, http.StatusInternalServerError, "appliance error; it is logged there")
-			return
-		}
-		if node == nil {
-			s.Log.Warn("node call refused", "remote", r.RemoteAddr, "path", r.URL.Path, "cn", leaf.Subject.CommonName, "reason", why)
-			refuse(w, http.StatusForbidden, "node certificate refused: "+why)
-			return
-		}
-		h(w, r.WithContext(context.WithValue(r.Context(), ctxNode{}, node)), node)
-	})
-}
-
 // lastReport is the node's latest heartbeat (pending in memory, else
 // stored) and when its swarm node ID was first seen.
 func (s *Server) lastReport(n *store.Node) (*api.Report, time.Time) {
-	raw, seen := n.LastReport, n.SwarmNodeSeen
-	if p, ok := s.pendingFor(n.Name); ok {
-		raw = p.raw
-		if p.nodeID != n.SwarmNodeID {
-			seen = p.at
-		}
+	var raw []byte
+	var seen time.Time
+	if r, _, at, ok := s.latestFor(n.Name); ok {
+		raw, seen = r, at
+	} else {
+		// Not reported since the appliance started: what the store has.
+		s.Store.View(func(tx *store.Tx) error {
+			if cur, err := tx.Node(n.Name); err == nil {
+				raw, seen = cur.LastReport, cur.SwarmNodeSeen
+			}
+			return nil
+		})
 	}
 	if len(raw) == 0 {
 		return nil, seen
@@ -123,11 +78,15 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 		s.lastEvt[n.Name] = reportMark{summary: sum, at: now}
 	}
 	s.mu.Unlock()
-	p := pendingReport{raw: raw, nodeID: rep.Swarm.NodeID, at: now}
+	var events []store.Event
 	if event {
-		p.events = []store.Event{{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum}}
+		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum})
 	}
-	s.queueReport(n.Name, p)
+	if prev, _ := s.lastReport(n); rep.Swarm.State == "active" && (prev == nil || prev.Swarm.State != "active" || prev.Swarm.NodeID != rep.Swarm.NodeID) {
+		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "swarm-join",
+			Detail: fmt.Sprintf("in the swarm as %s, node %s", rep.Swarm.Role, rep.Swarm.NodeID)})
+	}
+	s.queueReport(n.Name, raw, rep.Swarm.NodeID, now, events)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -201,6 +160,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.No
 		refuse(w, http.StatusConflict, "renew failed: "+err.Error())
 		return
 	}
+	s.forgetNode(n.Name)
 	s.Log.Info("certificate renewed", "node", n.Name)
 	writeJSON(w, http.StatusOK, api.RenewResponse{Certificate: pemCert})
 }

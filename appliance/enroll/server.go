@@ -65,7 +65,9 @@ type Server struct {
 	initOnce sync.Once
 	mu       sync.Mutex
 	lastEvt  map[string]reportMark
-	pending  map[string]*pendingReport
+	latest   map[string]*latestReport
+	authMu   sync.Mutex
+	auth     map[string]authEntry
 }
 
 type reportMark struct {
@@ -91,7 +93,8 @@ func (s *Server) init() {
 		if s.FlushEvery == 0 {
 			s.FlushEvery = time.Second
 		}
-		s.pending = map[string]*pendingReport{}
+		s.latest = map[string]*latestReport{}
+		s.auth = map[string]authEntry{}
 	})
 }
 

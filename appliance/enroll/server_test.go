@@ -107,7 +107,7 @@ func TestEnrollAttacksAndRetry(t *testing.T) {
 	if code != http.StatusOK || p.Action != api.ActionNone || p.RetryAfter == 0 {
 		t.Errorf("plan before any swarm: %d %+v, want none + retry", code, p)
 	}
-	if err := h.st.Update(func(tx *store.Tx) error { return tx.RevokeNode("w1", time.Now()) }); err != nil {
+	if err := h.srv.Revoke("w1"); err != nil {
 		t.Fatal(err)
 	}
 	if code, _ := h.plan(n); code != http.StatusForbidden {

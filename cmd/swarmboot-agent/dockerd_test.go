@@ -133,7 +133,7 @@ func (d *dockerd) start() {
 		d.t.Fatal(err)
 	}
 	d.c = c
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second) // a loaded CI machine is slow
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_, err := c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
@@ -142,7 +142,7 @@ func (d *dockerd) start() {
 			return
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("dockerd in %s not up after 30 s: %v\n%s", d.ns.Name(), err, d.log.String())
+			d.t.Fatalf("dockerd in %s not up after 60 s: %v\n%s", d.ns.Name(), err, d.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
