@@ -75,8 +75,25 @@ func interfaceIn(ns *netns.NS, name string) (*net.Interface, error) {
 }
 
 // serve runs ListenAndServe for h on br0 inside the server namespace
-// until the test ends.
+// until the test ends, and waits until it answers.
 func (l *lab) serve(t testing.TB, h *Handler) {
+	t.Helper()
+	l.serveOnly(t, h)
+	// Ready when a PXE probe from the client namespace is answered (full
+	// and proxy modes both answer it).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := l.pxeOffer(t, kinds["bios"]...); err == nil {
+			return
+		} else if time.Now().After(deadline) {
+			t.Fatalf("server not answering in the namespace: %v", err)
+		}
+	}
+}
+
+// serveOnly starts ListenAndServe for h on br0 inside the server namespace
+// and stops it when the test ends.
+func (l *lab) serveOnly(t testing.TB, h *Handler) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -96,16 +113,6 @@ func (l *lab) serve(t testing.TB, h *Handler) {
 			t.Error("ListenAndServe did not return after cancel")
 		}
 	})
-	// Ready when a PXE probe from the client namespace is answered (full
-	// and proxy modes both answer it).
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if _, err := l.pxeOffer(t, kinds["bios"]...); err == nil {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("server not answering in the namespace: %v", err)
-		}
-	}
 }
 
 // pxeOffer sends a broadcast DISCOVER from the client namespace with a
