@@ -128,38 +128,39 @@ func writeYML(t *testing.T, name, body string) string {
 
 func TestBadFiles(t *testing.T) {
 	t.Parallel()
+	// F stands for the file's path in want
 	cases := []struct{ name, body, want string }{
-		{"unknown top key", "kernal:\n  image: k:1\n", `:1: unknown key "kernal"; did you mean "kernel"?`},
+		{"unknown top key", "kernal:\n  image: k:1\n", `F:1: unknown key "kernal"; did you mean "kernel"?`},
 		{"unknown service key", "services:\n  - name: sshd\n    image: linuxkit/sshd:v1\n    capabilites: [all]\n",
-			`:4: unknown key "capabilites" in services[0](sshd); did you mean "capabilities"?`},
+			`F:4: unknown key "capabilites" in services[0](sshd); did you mean "capabilities"?`},
 		{"unknown key listed", "kernel:\n  image: k:1\n  zzzzzz: 1\n",
-			`:3: unknown key "zzzzzz" in kernel; expected one of: binary, cmdline, image, tar, ucode`},
+			`F:3: unknown key "zzzzzz" in kernel; expected one of: binary, cmdline, image, tar, ucode`},
 		{"wrong type list", "services:\n  - name: sshd\n    image: linuxkit/sshd:v1\n    binds: /dev:/dev\n",
-			`:4: services[0](sshd).binds: expected a list of strings, got a string ("/dev:/dev")`},
+			`F:4: services[0](sshd).binds: expected a list of strings, got a string ("/dev:/dev")`},
 		{"wrong type bool", "onboot:\n  - name: a\n    image: a:1\n    readonly: yes\n",
-			`:4: onboot[0](a).readonly: expected true or false, got a string ("yes")`},
+			`F:4: onboot[0](a).readonly: expected true or false, got a string ("yes")`},
 		{"int for string", "files:\n  - path: etc/x\n    contents: hi\n    mode: 0644\n",
-			`:4: files[0].mode: expected a string, got an integer (0644) (quote it: "0644")`},
-		{"wrong type section", "services: sshd\n", `:1: services: expected a list of mappings, got a string ("sshd")`},
+			`F:4: files[0].mode: expected a string, got an integer (0644) (quote it: "0644")`},
+		{"wrong type section", "services: sshd\n", `F:1: services: expected a list of mappings, got a string ("sshd")`},
 		{"missing image", "services:\n  - name: sshd\n    net: host\n",
-			`:2: services[0](sshd): missing required key "image" (an image reference such as linuxkit/sshd:v1.0.0)`},
-		{"missing name", "onboot:\n  - image: a:1\n", `:2: onboot[0]: missing required key "name"`},
+			`F:2: services[0](sshd): missing required key "image" (an image reference such as linuxkit/sshd:v1.0.0)`},
+		{"missing name", "onboot:\n  - image: a:1\n", `F:2: onboot[0]: missing required key "name" (the container's name, e.g. name: sshd)`},
 		{"duplicate service", "services:\n  - name: sshd\n    image: a:1\n  - name: getty\n    image: b:1\n  - name: sshd\n    image: c:1\n",
-			`:6: duplicate service name "sshd" (also at `},
-		{"duplicate key", "kernel:\n  image: a:1\n  image: b:1\n", `:3: kernel: duplicate key "image" (first at line 2)`},
-		{"bad ref", "init:\n  - \"UPPER CASE\"\n", `:2: init[0]: invalid image reference "UPPER CASE"`},
-		{"bad name", "services:\n  - name: ../x\n    image: a:1\n", `:2: services[0]: invalid name "../x"`},
-		{"file escapes", "files:\n  - path: ../../etc/passwd\n    contents: x\n", `:2: files[0]: path "../../etc/passwd" contains ".."`},
-		{"file two kinds", "files:\n  - path: a\n    contents: x\n    source: y\n", `:2: files[0](a): directory, symlink, contents, source and metadata exclude each other`},
-		{"file no kind", "files:\n  - path: a\n", `:2: files[0](a): say what the file is`},
-		{"bad mode", "files:\n  - path: a\n    contents: x\n    mode: \"rw\"\n", `:2: files[0](a): mode "rw" is not an octal permission`},
-		{"null field", "services:\n  - name: a\n    image: a:1\n    command:\n", `:4: services[0](a).command: expected a list of strings, got nothing (null)`},
-		{"kernel no image", "kernel:\n  cmdline: quiet\n", `:1: kernel: missing required key "image"`},
-		{"bad yaml", "services:\n  - name: [\n", `invalid YAML`},
-		{"not a mapping", "- a\n- b\n", `:1: expected a mapping with the sections`},
-		{"uid type", "services:\n  - name: a\n    image: a:1\n    uid: [1]\n", `:4: services[0](a).uid: expected a number or a container name, got a list`},
-		{"dup volume", "volumes:\n  - name: v\n  - name: v\n", `:3: duplicate volume name "v" (also at `},
-		{"label-only key in foreign type", "services:\n  - name: a\n    image: a:1\n    mounts:\n      - typ: bind\n", `:5: unknown key "typ" in services[0](a).mounts[0]; did you mean "type"?`},
+			`F:6: duplicate service name "sshd" (also at F:2); service names must be unique, they run side by side`},
+		{"duplicate key", "kernel:\n  image: a:1\n  image: b:1\n", `F:3: kernel: duplicate key "image" (first at line 2)`},
+		{"bad ref", "init:\n  - \"UPPER CASE\"\n", `F:2: init[0]: invalid image reference "UPPER CASE": could not parse reference: UPPER CASE`},
+		{"bad name", "services:\n  - name: ../x\n    image: a:1\n", `F:2: services[0]: invalid name "../x": use letters, digits, '.', '_' and '-' (it becomes a directory name)`},
+		{"file escapes", "files:\n  - path: ../../etc/passwd\n    contents: x\n", `F:2: files[0]: path "../../etc/passwd" contains ".."`},
+		{"file two kinds", "files:\n  - path: a\n    contents: x\n    source: y\n", `F:2: files[0](a): directory, symlink, contents, source and metadata exclude each other; keep one`},
+		{"file no kind", "files:\n  - path: a\n", `F:2: files[0](a): say what the file is: one of directory, symlink, contents, source or metadata`},
+		{"bad mode", "files:\n  - path: a\n    contents: x\n    mode: \"rw\"\n", `F:2: files[0](a): mode "rw" is not an octal permission such as "0644"`},
+		{"null field", "services:\n  - name: a\n    image: a:1\n    command:\n", `F:4: services[0](a).command: expected a list of strings, got nothing (null)`},
+		{"kernel no image", "kernel:\n  cmdline: quiet\n", `F:1: kernel: missing required key "image" (the kernel image, e.g. linuxkit/kernel:6.6.71)`},
+		{"bad yaml", "services:\n  - name: [\n", `F:2: invalid YAML: did not find expected node content`},
+		{"not a mapping", "- a\n- b\n", `F:1: expected a mapping with the sections kernel, init, onboot, onshutdown, services, files, volumes, trust, x-swarmboot, got a list`},
+		{"uid type", "services:\n  - name: a\n    image: a:1\n    uid: [1]\n", `F:4: services[0](a).uid: expected a number or a container name, got a list`},
+		{"dup volume", "volumes:\n  - name: v\n  - name: v\n", `F:3: duplicate volume name "v" (also at F:2); volume names must be unique`},
+		{"unknown key in spec type", "services:\n  - name: a\n    image: a:1\n    mounts:\n      - typ: bind\n", `F:5: unknown key "typ" in services[0](a).mounts[0]; did you mean "type"?`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,9 +170,8 @@ func TestBadFiles(t *testing.T) {
 			if err == nil {
 				t.Fatalf("no error for:\n%s", tc.body)
 			}
-			t.Log(err)
-			if !strings.HasPrefix(err.Error(), p) || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("error = %q\nwant %q after %s", err, tc.want, p)
+			if want := strings.ReplaceAll(tc.want, "F:", p+":"); err.Error() != want {
+				t.Errorf("error = %q\nwant    %q", err, want)
 			}
 		})
 	}
