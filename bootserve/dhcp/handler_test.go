@@ -3,6 +3,8 @@ package dhcp
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
@@ -344,5 +346,34 @@ func TestMetrics(t *testing.T) {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", key, got[key], want, got)
 		}
+	}
+}
+
+// TestPacketLogger: every line about a packet carries mac and xid.
+func TestPacketLogger(t *testing.T) {
+	var buf bytes.Buffer
+	cfg := testConfig(ModeProxy)
+	cfg.Logger = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := newHandler(t, cfg)
+	ctx := context.Background()
+	req := discover(t, testMAC, kinds["bios"]...)
+	h.Handle(ctx, req, false)
+	h.Handle(ctx, discover(t, testMAC, kinds["arm64"]...), false) // not offered: says why
+	h.Handle(ctx, discover(t, testMAC), false)                    // ignored: debug line
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("want 3 log lines, got:\n%s", buf.String())
+	}
+	for _, l := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["mac"] != testMAC.String() || m["xid"] == nil || m["xid"] == "" {
+			t.Errorf("log line without mac/xid: %s", l)
+		}
+	}
+	if !strings.Contains(lines[0], req.TransactionID.String()) || !strings.Contains(lines[0], "undionly.kpxe") {
+		t.Errorf("offer line %s lacks the xid or the file", lines[0])
 	}
 }
