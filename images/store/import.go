@@ -16,10 +16,8 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // ImportOptions tune Import.
@@ -316,6 +314,9 @@ func stageBlob(dst string, want v1.Hash, r io.Reader) error {
 		return err
 	}
 	got, _, err := v1.SHA256(io.TeeReader(r, out))
+	if err == nil {
+		err = out.Sync() // renamed into the store later: durable first
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
@@ -326,84 +327,4 @@ func stageBlob(dst string, want v1.Hash, r io.Reader) error {
 		return fmt.Errorf("content hashes to %s: the archive is corrupt", got)
 	}
 	return nil
-}
-
-// importDocker stores the images of a `docker save` tarball, one per
-// RepoTag.
-func (s *Store) importDocker(ctx context.Context, file, tarPath string, want *v1.Platform, rename string) ([]string, error) {
-	opener := func() (io.ReadCloser, error) { return os.Open(tarPath) }
-	mf, err := tarball.LoadManifest(opener)
-	if err != nil {
-		return nil, fmt.Errorf("import %s: manifest.json: %w", file, err)
-	}
-	if len(mf) == 0 {
-		return nil, fmt.Errorf("import %s: manifest.json lists no images", file)
-	}
-	if rename != "" && len(mf) > 1 {
-		return nil, fmt.Errorf("import %s: --ref names one image but the archive holds %d", file, len(mf))
-	}
-	var refs []string
-	for i, d := range mf {
-		names := d.RepoTags
-		if rename != "" {
-			names = []string{rename}
-		}
-		if len(names) == 0 {
-			return refs, fmt.Errorf("import %s: image %d (%s) has no tag: give it one with --ref NAME", file, i+1, d.Config)
-		}
-		img, err := dockerImage(opener, mf, i)
-		if err != nil {
-			return refs, fmt.Errorf("import %s: %w", file, err)
-		}
-		if err := checkPlatform(img, want); err != nil {
-			return refs, fmt.Errorf("import %s: image %s: %w", file, names[0], err)
-		}
-		var desc *v1.Descriptor
-		for _, n := range names {
-			if err := ctx.Err(); err != nil {
-				return refs, err
-			}
-			r, err := parseRef(n)
-			if err != nil {
-				return refs, fmt.Errorf("import %s: %w", file, err)
-			}
-			if desc == nil {
-				if desc, err = s.writeImage(img, ""); err != nil {
-					return refs, fmt.Errorf("import %s: image %s: %w", file, r.name, err)
-				}
-			}
-			if err := s.setRef(r.name, *desc); err != nil {
-				return refs, err
-			}
-			s.log().Info("image imported", "image", r.name, "digest", desc.Digest.String(), "file", file)
-			refs = append(refs, r.name)
-		}
-	}
-	return refs, nil
-}
-
-// dockerImage opens image i of a docker-save manifest.json.
-// go-containerregistry's tarball package selects by tag; untagged or
-// renamed images are selected by their first tag or, failing that, the
-// archive must hold just one image.
-func dockerImage(opener tarball.Opener, mf tarball.Manifest, i int) (v1.Image, error) {
-	if len(mf[i].RepoTags) == 0 {
-		if len(mf) != 1 {
-			return nil, fmt.Errorf("image %d of %d has no tag", i+1, len(mf))
-		}
-		return tarball.Image(opener, nil)
-	}
-	tag, err := nameTag(mf[i].RepoTags[0])
-	if err != nil {
-		return nil, err
-	}
-	return tarball.Image(opener, &tag)
-}
-
-func nameTag(s string) (name.Tag, error) {
-	t, err := name.NewTag(s)
-	if err != nil {
-		return name.Tag{}, fmt.Errorf("manifest.json tag %q: %w", s, err)
-	}
-	return t, nil
 }
