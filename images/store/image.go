@@ -102,13 +102,16 @@ func (s *Store) Image(ref, platform string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	desc := s.find(im, r)
-	if desc == nil {
-		return nil, &NotFoundError{Ref: r.name}
-	}
 	root, err := layout.Path(s.dir).ImageIndex()
 	if err != nil {
 		return nil, fmt.Errorf("image %s: %w", r.name, err)
+	}
+	desc := s.find(im, r)
+	if desc == nil {
+		if img := s.findChild(root, im, r); img != nil {
+			return img, nil
+		}
+		return nil, &NotFoundError{Ref: r.name}
 	}
 	if desc.MediaType.IsIndex() {
 		idx, err := root.ImageIndex(desc.Digest)
@@ -147,6 +150,33 @@ func (s *Store) Image(ref, platform string) (v1.Image, error) {
 		return nil, &NotFoundError{Ref: r.name, Platform: platformString(&want), Available: []string{platformString(cf.Platform())}}
 	}
 	return img, nil
+}
+
+// findChild finds an image pinned by the digest of one platform's
+// manifest inside a stored index (nil when there is none).
+func (s *Store) findChild(root v1.ImageIndex, im *v1.IndexManifest, r imageRef) v1.Image {
+	if r.digest == "" {
+		return nil
+	}
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsIndex() || !s.hasBlob(d.Digest) {
+			continue
+		}
+		idx, err := root.ImageIndex(d.Digest)
+		if err != nil {
+			continue
+		}
+		imgs, err := s.platformImages(idx, nil)
+		if err != nil {
+			continue
+		}
+		for _, pi := range imgs {
+			if pi.digest.String() == r.digest {
+				return pi.img
+			}
+		}
+	}
+	return nil
 }
 
 // platformImage is one image of an index that the store holds.

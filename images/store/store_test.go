@@ -416,9 +416,19 @@ func TestImportMultiPlatform(t *testing.T) {
 			t.Fatalf("%s: wrong image", p)
 		}
 	}
-	// The pinned index digest resolves too.
+	// The pinned index digest resolves too, and so does one platform's
+	// manifest digest.
 	if _, err := s.Image("linuxkit/sshd:v1@"+idxDigest.String(), "linux/arm/v7"); err != nil {
 		t.Fatal(err)
+	}
+	v7 := digestOf(t, imgs["linux/arm/v7"])
+	got, err = s.Image("linuxkit/sshd@"+v7.String(), "")
+	if err != nil || digestOf(t, got) != v7 {
+		t.Fatalf("by platform manifest digest: %v", err)
+	}
+	arm64 := digestOf(t, imgs["linux/arm64"])
+	if _, err := s.Image("linuxkit/sshd@"+arm64.String(), ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a manifest that was not imported resolved: %v", err)
 	}
 
 	// A platform the index lacks is refused at import.
