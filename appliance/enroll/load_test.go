@@ -119,7 +119,17 @@ func runLoad(t *testing.T, b *loadBundle) loadResult {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusNoContent {
-			return 0, fmt.Errorf("status %s", resp.Status)
+			return 0, fmt.Errorf("report: status %s", resp.Status)
+		}
+		// An agent's heartbeat is a report and then a plan.
+		resp, err = clients[i].Get(b.URL + api.PathPlan)
+		if err != nil {
+			return 0, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNoContent {
+			return 0, fmt.Errorf("plan: status %s", resp.Status)
 		}
 		return time.Since(start), nil
 	}
