@@ -19,7 +19,8 @@ const (
 
 // full answers every client from the address pool, adding a boot file for
 // PXE clients.
-func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
+func (h *Handler) full(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
+	log, req, c := p.log, p.req, p.c
 	if relayed(req) {
 		if u, ok := ipv4(req.GatewayIPAddr); !ok || !h.leases.inSubnet(u) {
 			log.LogAttrs(ctx, slog.LevelDebug, "relayed request from another subnet", slog.String("giaddr", req.GatewayIPAddr.String()))
@@ -30,7 +31,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 	now := h.cfg.Now()
 	switch req.MessageType() {
 	case dhcpv4.MessageTypeDiscover:
-		h.record(timeline.DHCPDiscover, c, nil, "")
+		p.record(timeline.DHCPDiscover, c, nil, "")
 		ip, err := h.leases.offer(mac, req.RequestedIPAddress(), now)
 		if err != nil {
 			log.LogAttrs(ctx, slog.LevelWarn, "no address to offer", slog.String("err", err.Error()))
@@ -40,7 +41,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 		h.addressOptions(resp, ip)
 		file := h.maybeBoot(resp, req, c)
 		log.LogAttrs(ctx, slog.LevelInfo, "offer", slog.String("ip", ip.String()), slog.String("arch", c.ArchName), slog.String("file", file))
-		h.record(timeline.DHCPOffer, c, ip, file)
+		p.record(timeline.DHCPOffer, c, ip, file)
 		return resp
 
 	case dhcpv4.MessageTypeRequest:
@@ -51,7 +52,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 		if ip == nil || ip.IsUnspecified() {
 			ip = req.ClientIPAddr
 		}
-		h.record(timeline.DHCPRequest, c, ip, "")
+		p.record(timeline.DHCPRequest, c, ip, "")
 		nak, err := h.leases.bind(mac, ip, now)
 		if err != nil {
 			log.LogAttrs(ctx, slog.LevelError, "lease not saved; not acknowledging", slog.String("ip", ip.String()), slog.String("err", err.Error()))
@@ -64,7 +65,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 				resp.SetBroadcast() // the relay broadcasts it on the client's segment (RFC 2131 4.3.2)
 			}
 			log.LogAttrs(ctx, slog.LevelInfo, "nak", slog.String("why", nak))
-			h.record(kindNak, c, ip, nak)
+			p.record(kindNak, c, ip, nak)
 			return resp
 		}
 		resp := h.newReply(req, dhcpv4.MessageTypeAck)
@@ -72,7 +73,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 		h.addressOptions(resp, ip)
 		file := h.maybeBoot(resp, req, c)
 		log.LogAttrs(ctx, slog.LevelInfo, "ack", slog.String("ip", ip.String()), slog.String("arch", c.ArchName), slog.String("file", file))
-		h.record(timeline.DHCPAck, c, ip, file)
+		p.record(timeline.DHCPAck, c, ip, file)
 		return resp
 
 	case dhcpv4.MessageTypeDecline:
@@ -81,7 +82,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 			log.LogAttrs(ctx, slog.LevelError, "decline not saved", slog.String("err", err.Error()))
 		}
 		log.LogAttrs(ctx, slog.LevelWarn, "client declined address (in use by someone else?)", slog.Any("ip", ip))
-		h.record(kindDecline, c, ip, "")
+		p.record(kindDecline, c, ip, "")
 		return nil
 
 	case dhcpv4.MessageTypeRelease:
@@ -89,7 +90,7 @@ func (h *Handler) full(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4
 			log.LogAttrs(ctx, slog.LevelError, "release not saved", slog.String("err", err.Error()))
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "release", slog.String("ip", req.ClientIPAddr.String()))
-		h.record(kindRelease, c, req.ClientIPAddr, "")
+		p.record(kindRelease, c, req.ClientIPAddr, "")
 		return nil
 
 	case dhcpv4.MessageTypeInform:

@@ -63,39 +63,68 @@ func (h *Handler) mayBlock(req *dhcpv4.DHCPv4) bool {
 // Handle answers req, received on port 67 or, when pxePort is set, on the
 // PXE port 4011. A nil reply means: stay silent.
 func (h *Handler) Handle(ctx context.Context, req *dhcpv4.DHCPv4, pxePort bool) *dhcpv4.DHCPv4 {
+	resp, p := h.handle(ctx, req, pxePort)
+	p.flush()
+	return resp
+}
+
+// packet is one request on its way through the handler: its logger and
+// the timeline events it produced, recorded by flush (the Server flushes
+// after the reply is on the wire, so the recorder does not delay it).
+type packet struct {
+	h      *Handler
+	log    *slog.Logger
+	req    *dhcpv4.DHCPv4
+	c      Client
+	events []timeline.Event
+}
+
+func (p *packet) record(kind timeline.Kind, c Client, ip net.IP, detail string) {
+	p.events = append(p.events, timeline.Event{
+		Time: p.h.cfg.Now(), MAC: c.MAC, IP: ip, Arch: c.ArchName, Kind: kind, Detail: detail,
+	})
+}
+
+func (p *packet) flush() {
+	if p == nil {
+		return
+	}
+	for _, e := range p.events {
+		p.h.cfg.Recorder.Record(e)
+	}
+	p.events = nil
+}
+
+func (h *Handler) handle(ctx context.Context, req *dhcpv4.DHCPv4, pxePort bool) (*dhcpv4.DHCPv4, *packet) {
 	if h.cfg.Mode == ModeOff || req == nil || req.OpCode != dhcpv4.OpcodeBootRequest ||
 		len(req.ClientHWAddr) == 0 {
-		return nil
+		return nil, nil
 	}
 	mt := req.MessageType()
 	if mt == dhcpv4.MessageTypeNone {
-		return nil // plain BOOTP is not served
+		return nil, nil // plain BOOTP is not served
 	}
 	h.m.received(mt)
 	c := Classify(req)
-	log := h.cfg.Logger.With("mac", c.MAC.String(), "xid", req.TransactionID.String())
+	p := &packet{h: h, req: req, c: c,
+		log: h.cfg.Logger.With("mac", c.MAC.String(), "xid", req.TransactionID.String())}
 	var resp *dhcpv4.DHCPv4
 	if pxePort {
-		resp = h.pxeServer(ctx, log, req, c)
+		resp = h.pxeServer(ctx, p)
 	} else if h.cfg.Mode == ModeProxy {
-		resp = h.proxy(ctx, log, req, c)
+		resp = h.proxy(ctx, p)
 	} else {
-		resp = h.full(ctx, log, req, c)
+		resp = h.full(ctx, p)
 	}
 	if resp != nil {
 		h.m.sent(resp.MessageType(), c.ArchName, h.cfg.Mode)
 	}
-	return resp
-}
-
-func (h *Handler) record(kind timeline.Kind, c Client, ip net.IP, detail string) {
-	h.cfg.Recorder.Record(timeline.Event{
-		Time: h.cfg.Now(), MAC: c.MAC, IP: ip, Arch: c.ArchName, Kind: kind, Detail: detail,
-	})
+	return resp, p
 }
 
 // proxy answers PXE DISCOVERs on port 67 with a boot offer and no address.
-func (h *Handler) proxy(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
+func (h *Handler) proxy(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
+	log, req, c := p.log, p.req, p.c
 	if !c.PXE {
 		log.LogAttrs(ctx, slog.LevelDebug, "ignoring a client that does not netboot (proxy mode)")
 		return nil
@@ -104,13 +133,13 @@ func (h *Handler) proxy(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv
 	case dhcpv4.MessageTypeDiscover:
 	case dhcpv4.MessageTypeRequest:
 		if sid := req.ServerIdentifier(); sid != nil && !sid.Equal(h.cfg.ServerIP) {
-			h.record(timeline.DHCPRequest, c, req.RequestedIPAddress(), "address from DHCP server "+sid.String())
+			p.record(timeline.DHCPRequest, c, req.RequestedIPAddress(), "address from DHCP server "+sid.String())
 		}
 		return nil
 	default:
 		return nil
 	}
-	h.record(timeline.DHCPDiscover, c, nil, "proxy")
+	p.record(timeline.DHCPDiscover, c, nil, "proxy")
 	ch := h.cfg.Boot.Choose(c)
 	if ch.File == "" {
 		log.LogAttrs(ctx, slog.LevelInfo, "not offering a boot file", slog.String("arch", c.ArchName), slog.String("why", ch.Why))
@@ -119,18 +148,19 @@ func (h *Handler) proxy(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv
 	resp := h.newReply(req, dhcpv4.MessageTypeOffer)
 	h.bootOptions(resp, req, c, ch)
 	log.LogAttrs(ctx, slog.LevelInfo, "proxy offer", slog.String("arch", c.ArchName), slog.String("file", ch.File))
-	h.record(timeline.DHCPOffer, c, nil, ch.File)
+	p.record(timeline.DHCPOffer, c, nil, ch.File)
 	return resp
 }
 
 // pxeServer answers the PXE boot server REQUEST on port 4011 with the boot
 // file; the client already has its address from a DHCP server.
-func (h *Handler) pxeServer(ctx context.Context, log *slog.Logger, req *dhcpv4.DHCPv4, c Client) *dhcpv4.DHCPv4 {
+func (h *Handler) pxeServer(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
+	log, req, c := p.log, p.req, p.c
 	mt := req.MessageType()
 	if !c.PXE || (mt != dhcpv4.MessageTypeRequest && mt != dhcpv4.MessageTypeInform) {
 		return nil
 	}
-	h.record(timeline.DHCPRequest, c, req.ClientIPAddr, "PXE boot server (port 4011)")
+	p.record(timeline.DHCPRequest, c, req.ClientIPAddr, "PXE boot server (port 4011)")
 	ch := h.cfg.Boot.Choose(c)
 	if ch.File == "" {
 		log.LogAttrs(ctx, slog.LevelInfo, "not answering PXE boot server request", slog.String("arch", c.ArchName), slog.String("why", ch.Why))
@@ -140,7 +170,7 @@ func (h *Handler) pxeServer(ctx context.Context, log *slog.Logger, req *dhcpv4.D
 	resp.ClientIPAddr = req.ClientIPAddr
 	h.bootOptions(resp, req, c, ch)
 	log.LogAttrs(ctx, slog.LevelInfo, "PXE boot server ack", slog.String("arch", c.ArchName), slog.String("file", ch.File))
-	h.record(timeline.DHCPAck, c, req.ClientIPAddr, ch.File)
+	p.record(timeline.DHCPAck, c, req.ClientIPAddr, ch.File)
 	return resp
 }
 

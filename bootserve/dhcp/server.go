@@ -127,7 +127,8 @@ func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error
 }
 
 func (s *Server) reply(ctx context.Context, conn net.PacketConn, req *dhcpv4.DHCPv4, peer net.Addr, pxe bool) {
-	resp := s.Handler.Handle(ctx, req, pxe)
+	resp, p := s.Handler.handle(ctx, req, pxe)
+	defer p.flush() // timeline events after the reply is sent
 	if resp == nil {
 		return
 	}
