@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -62,7 +65,8 @@ func newImageImportCmd(g *Globals) *cobra.Command {
     (Docker 25+), skopeo copy ... oci-archive:f.tar:NAME, buildx
     --output type=oci or linuxkit cache export --format oci.
 
-Either may be gzip-compressed. Every blob's digest is checked. From a
+Either may be gzip-compressed; FILE "-" reads standard input. Every blob's
+digest is checked. From a
 multi-platform index the linux/amd64 image is stored (the index itself is
 kept, as LinuxKit does); --platform picks another, or "all". An archive that
 names no image needs --ref.
@@ -70,7 +74,8 @@ names no image needs --ref.
 Examples:
   swarmboot image import kernel.tar init.tar sshd.tar.gz
   swarmboot image import --platform linux/arm64 alpine-oci.tar
-  swarmboot image import --ref linuxkit/getty:v1.0.0 getty-unnamed.tar`,
+  swarmboot image import --ref linuxkit/getty:v1.0.0 getty-unnamed.tar
+  ssh builder docker save linuxkit/sshd:v1.0.0 | swarmboot image import -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := openImageStore(g)
@@ -81,9 +86,17 @@ Examples:
 				return fmt.Errorf("--ref names one image: import one FILE at a time with it")
 			}
 			for _, f := range args {
+				path, cleanup, err := importSource(g, f)
+				if err != nil {
+					return err
+				}
 				done := imageProgress(g, "importing "+f)
-				refs, err := s.Import(cmd.Context(), f, opt)
+				refs, err := s.Import(cmd.Context(), path, opt)
 				done()
+				cleanup()
+				if err != nil && path != f {
+					return errors.New(strings.ReplaceAll(err.Error(), path, "standard input"))
+				}
 				if err != nil {
 					return err
 				}
@@ -97,6 +110,32 @@ Examples:
 	cmd.Flags().StringVar(&opt.Platform, "platform", store.DefaultPlatform, `platform to take from multi-platform images: os/arch[/variant] or "all"`)
 	cmd.Flags().StringVar(&opt.Ref, "ref", "", "name for an image the archive leaves unnamed (or renames its single image)")
 	return cmd
+}
+
+// importSource returns the file to import: f itself, or for "-" standard
+// input spooled to a temporary file (the importer reads archives twice).
+func importSource(g *Globals, f string) (string, func(), error) {
+	if f != "-" {
+		return f, func() {}, nil
+	}
+	if g.Stdin == nil {
+		return "", nil, fmt.Errorf("import -: no standard input")
+	}
+	tmp, err := os.CreateTemp("", "swarmboot-import-*.tar")
+	if err != nil {
+		return "", nil, fmt.Errorf("import -: %w", err)
+	}
+	cleanup := func() { os.Remove(tmp.Name()) }
+	if _, err := io.Copy(tmp, g.Stdin); err != nil {
+		tmp.Close()
+		cleanup()
+		return "", nil, fmt.Errorf("import -: read standard input: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		cleanup()
+		return "", nil, fmt.Errorf("import -: %w", err)
+	}
+	return tmp.Name(), cleanup, nil
 }
 
 func newImageLsCmd(g *Globals) *cobra.Command {

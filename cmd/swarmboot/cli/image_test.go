@@ -80,6 +80,26 @@ func TestImageImportLsRm(t *testing.T) {
 	}
 }
 
+func TestImageImportStdin(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	file, _ := savedImage(t, "site/piped:v1")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"--data-dir", data, "image", "import", "-"}, bytes.NewReader(b), &out, &errb)
+	if code != 0 || out.String() != "imported docker.io/site/piped:v1 from -\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	code = Main(context.Background(), []string{"--data-dir", data, "image", "import", "-"}, strings.NewReader("garbage"), &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "import standard input: not a tar archive") {
+		t.Fatalf("garbage on stdin: exit %d, stderr %q", code, errb.String())
+	}
+}
+
 func TestImageImportErrors(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
