@@ -248,3 +248,20 @@ func TestLeaseFileLocked(t *testing.T) {
 	h2 := newHandler(t, cfg) // free again after Close
 	h2.Close()
 }
+
+func TestPoolSkipsServerAndRouter(t *testing.T) {
+	cfg := testConfig(ModeFull)
+	cfg.Pool.Start, cfg.Pool.End = net.IPv4(10, 77, 0, 0), net.IPv4(10, 77, 0, 4)
+	cfg.Pool.Router = net.IPv4(10, 77, 0, 3)
+	h := newHandler(t, cfg)
+	got := map[string]bool{}
+	for i := 0; i < 2; i++ { // .0 is the network, .1 the server, .3 the router
+		got[dora(t, h, mac(i)).YourIPAddr.String()] = true
+	}
+	if !got["10.77.0.2"] || !got["10.77.0.4"] {
+		t.Fatalf("handed out %v, want 10.77.0.2 and 10.77.0.4", got)
+	}
+	if o := h.Handle(context.Background(), discover(t, mac(9)), false); o != nil {
+		t.Fatalf("offered %s", o.YourIPAddr)
+	}
+}
