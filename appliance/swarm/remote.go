@@ -17,8 +17,9 @@ type Remote struct {
 	Client *client.Client
 	TTL    time.Duration // default 10 s
 
-	mu     sync.Mutex
-	cached Info
+	mu         sync.Mutex
+	cached     Info
+	refreshing bool
 }
 
 // NewRemote connects to a manager's Docker API: host is "tcp://HOST:2376"
@@ -36,17 +37,34 @@ func NewRemote(host, caFile, certFile, keyFile string) (*Remote, error) {
 	return &Remote{Client: c}, nil
 }
 
-// Swarm asks the manager for tokens, managers and members.
+// Swarm asks the manager for tokens, managers and members. While one
+// caller refreshes an expired answer, the others get the previous one
+// rather than wait on the manager.
 func (r *Remote) Swarm(ctx context.Context) (Info, error) {
 	ttl := r.TTL
 	if ttl == 0 {
 		ttl = 10 * time.Second
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.cached.At.IsZero() && time.Since(r.cached.At) < ttl {
-		return r.cached, nil
+	cached, fresh := r.cached, !r.cached.At.IsZero() && time.Since(r.cached.At) < ttl
+	if fresh || (r.refreshing && !cached.At.IsZero()) {
+		r.mu.Unlock()
+		return cached, nil
 	}
+	r.refreshing = true
+	r.mu.Unlock()
+	i, err := r.fetch(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refreshing = false
+	if err != nil {
+		return Info{}, err
+	}
+	r.cached = i
+	return i, nil
+}
+
+func (r *Remote) fetch(ctx context.Context) (Info, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	sw, err := r.Client.SwarmInspect(ctx, client.SwarmInspectOptions{})
@@ -66,6 +84,5 @@ func (r *Remote) Swarm(ctx context.Context) (Info, error) {
 			}
 		}
 	}
-	r.cached = i
 	return i, nil
 }
