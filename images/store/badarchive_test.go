@@ -168,3 +168,32 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// TestImportOCIWithoutLayoutFile: some exporters omit oci-layout.
+func TestImportOCIWithoutLayoutFile(t *testing.T) {
+	t.Parallel()
+	img := testImage(t, "linux/amd64")
+	b, _ := os.ReadFile(ociArchive(t, map[string]mutate.Appendable{"a/b:c": img}, AnnotationRefName))
+	tr := tar.NewReader(bytes.NewReader(b))
+	var ents []entry
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		var body bytes.Buffer
+		body.ReadFrom(tr)
+		if h.Typeflag == tar.TypeReg && h.Name != "oci-layout" {
+			ents = append(ents, entry{h.Name, body.String()})
+		}
+	}
+	s := openStore(t)
+	refs, err := s.Import(context.Background(), writeTemp(t, tarBytes(t, ents...)), ImportOptions{})
+	if err != nil || len(refs) != 1 || refs[0] != "docker.io/a/b:c" {
+		t.Fatalf("refs %q, err %v", refs, err)
+	}
+	got, err := s.Image("a/b:c", "")
+	if err != nil || digestOf(t, got) != digestOf(t, img) {
+		t.Fatalf("image: %v", err)
+	}
+}

@@ -109,7 +109,8 @@ func (s *Store) plainTar(file string) (string, error) {
 }
 
 // archiveKind scans the tar's headers (seeking past contents): "oci" when
-// it holds index.json and oci-layout, "docker" when it holds manifest.json.
+// it holds index.json (and oci-layout, or no manifest.json), "docker"
+// when it holds manifest.json.
 func archiveKind(tarPath string) (string, error) {
 	f, err := os.Open(tarPath)
 	if err != nil {
@@ -134,7 +135,9 @@ func archiveKind(tarPath string) (string, error) {
 		seen[path.Clean(strings.TrimPrefix(h.Name, "./"))] = true
 	}
 	switch {
-	case seen["index.json"] && seen["oci-layout"]:
+	case seen["index.json"] && (seen["oci-layout"] || !seen["manifest.json"]):
+		// Some exporters omit oci-layout; docker save (v25+) writes both
+		// layouts, and the OCI one keeps the registry's manifests.
 		return "oci", nil
 	case seen["manifest.json"]:
 		return "docker", nil
