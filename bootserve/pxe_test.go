@@ -83,7 +83,7 @@ func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode) *bootLab {
 		Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: mode,
 		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69",
 		Artifacts: art, StateDir: t.TempDir(), Booter: &bootserve.DirBooter{Dir: art},
-		RouterAdverts: true, Timeline: tl, Log: testLogger(t),
+		RouterAdverts: true, Timeline: tl, Log: testLogger(t), Do: ns.Do,
 	}
 	if mode == dhcp.ModeFull {
 		cfg.Pool = &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100).To4(), End: net.IPv4(10, 77, 0, 150).To4(),
@@ -143,7 +143,9 @@ func startDnsmasq(t *testing.T, ctx context.Context, lab *bootLab) {
 
 func runPXE(t *testing.T, c pxeCase) {
 	needRealBoot(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Generous: qemu.Start waits for a machine-wide VM slot that other
+	// packages' boots may hold; the boot itself has its own limit below.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	lab := startLab(t, ctx, c.mode)
 	if c.mode == dhcp.ModeProxy {
@@ -157,12 +159,12 @@ func runPXE(t *testing.T, c pxeCase) {
 	} else {
 		qc.Tap, qc.MAC = "tap0", c.mac
 	}
-	start := time.Now()
-	vm, err := qemu.Start(ctx, qc)
+	vm, err := qemu.Start(ctx, qc) // waits for a machine-wide VM slot
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer vm.Stop()
+	start := time.Now()
 	wctx, wcancel := context.WithTimeout(ctx, 150*time.Second)
 	defer wcancel()
 	line, err := vm.WaitFor(wctx, regexp.MustCompile(marker+` cmdline=`))

@@ -59,6 +59,11 @@ type Config struct {
 	// Interface so that iPXE does not wait ~13 s for one (see
 	// RouterAdvertiser).
 	RouterAdverts bool
+	// Do runs fn inside the network namespace the server serves in (nil →
+	// the caller's namespace). Listen's sockets are opened by the caller;
+	// but TFTP opens one socket per transfer, so its loop runs through Do.
+	// Give netns.NS.Do when serving inside a test or lab namespace.
+	Do func(fn func() error) error
 	// Timeline records the events (nil → a new Log).
 	Timeline *timeline.Log
 	// Log is the structured logger (nil → discard).
@@ -234,7 +239,13 @@ func (s *Server) Run(ctx context.Context) error {
 		"dhcp", string(s.cfg.DHCP), "http", s.cfg.HTTPBase, "tftp", s.tftpConn.LocalAddr().String())
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return s.httpSrv.Serve(ctx, s.httpLn) })
-	g.Go(func() error { return s.tftpSrv.Serve(ctx, s.tftpConn) })
+	g.Go(func() error {
+		serve := func() error { return s.tftpSrv.Serve(ctx, s.tftpConn) }
+		if s.cfg.Do != nil {
+			return s.cfg.Do(serve)
+		}
+		return serve()
+	})
 	if s.dh != nil {
 		ds := &dhcp.Server{Handler: s.dh, Interface: s.cfg.Interface}
 		g.Go(func() error { return ds.Serve(ctx, s.dhcpConn) })

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/pin/tftp/v3"
@@ -152,6 +153,14 @@ func (h *handler) read(name string, rf io.ReaderFrom) error {
 	n, err := rf.ReadFrom(f)
 	h.m.active.Dec()
 	h.m.bytes.Add(float64(n))
+	if err != nil && n == 0 && strings.Contains(err.Error(), "sending block 0: code=") {
+		// The client declined right after our option acknowledgement:
+		// firmware (OVMF, many PXE ROMs) asks for tsize this way and
+		// then requests the file again.
+		log.Debug("tftp size probe", "err", err)
+		h.record(mac, ip, printable(name)+" size probe")
+		return nil
+	}
 	if err != nil {
 		h.m.failures.WithLabelValues("transfer").Inc()
 		log.Warn("tftp transfer failed", "bytes", n, "err", err)

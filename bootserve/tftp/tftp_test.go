@@ -151,6 +151,17 @@ func waitFor(t *testing.T, cond func() bool) {
 	t.Fatal("condition not met within 5s")
 }
 
+func gatherNames(t *testing.T, reg *prometheus.Registry) map[string]bool {
+	t.Helper()
+	mfs, err := reg.Gather()
+	mustDo(t, err)
+	out := map[string]bool{}
+	for _, mf := range mfs {
+		out[mf.GetName()] = true
+	}
+	return out
+}
+
 // metricSum adds up every series of the counter name.
 func metricSum(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
@@ -226,6 +237,16 @@ func TestWindowSizeFallsBack(t *testing.T) {
 	}
 	if !bytes.Contains(reply, []byte("blksize\x001468\x00")) || !bytes.Contains(reply, []byte("tsize\x0011\x00")) {
 		t.Errorf("OACK %q lacks blksize 1468 or tsize 11", reply)
+	}
+	// rawRRQ declined after the OACK, as firmware does to learn the size:
+	// a size probe, not a failure.
+	mac, _ := net.ParseMAC("52:54:00:aa:bb:cc")
+	waitFor(t, func() bool {
+		ev := fx.log.Events(mac)
+		return len(ev) == 1 && ev[0].Detail == "small.txt size probe"
+	})
+	if _, ok := gatherNames(t, fx.reg)["swarmboot_tftp_failures_total"]; ok {
+		t.Error("size probe counted as a failure")
 	}
 }
 
