@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -252,4 +253,32 @@ func TestRenew(t *testing.T) {
 	if code, _ := h.call(c, "POST", api.PathRenew, api.RenewRequest{CSR: n.csr(t)}, nil); code != http.StatusUnauthorized {
 		t.Errorf("renew without cert: %d", code)
 	}
+}
+
+// FuzzEnrollBody throws arbitrary bodies at the enroll handler: it must
+// never panic and never issue anything (no token exists).
+func FuzzEnrollBody(f *testing.F) {
+	dir := f.TempDir()
+	st, err := store.Open(filepath.Join(dir, store.FileName))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { st.Close() })
+	authority, err := ca.Open(filepath.Join(dir, "ca"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Server{Store: st, CA: authority}
+	h := s.Handler()
+	f.Add([]byte(`{"token":"abc","bios_uuid":"x","macs":["52:54:00:12:34:56"],"csr":"AQID"}`))
+	f.Add([]byte(`{"token":"` + strings.Repeat("a", 43) + `","bios_uuid":"x","csr":"MIIBDTCBswIBADAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE"}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		r := httptest.NewRequest("POST", api.PathEnroll, bytes.NewReader(body))
+		r.TLS = &tls.ConnectionState{}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code == http.StatusOK {
+			t.Fatalf("issued for %q", body)
+		}
+	})
 }

@@ -43,6 +43,13 @@ func TestExistingSwarm(t *testing.T) {
 	if got := a.events(t, m.mac, "enroll"); got != 1 {
 		t.Fatalf("%d enroll events, want 1", got)
 	}
+	deadline := time.Now().Add(10 * time.Second) // heartbeats reach the store within a second
+	for a.events(t, m.mac, "swarm-join") == 0 && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	if a.events(t, m.mac, "swarm-join") == 0 {
+		t.Error("no swarm-join event on the worker's timeline")
+	}
 
 	// Reboot: agent and dockerd go down and come back; the token is gone
 	// from the command line (a new boot) — the key on disk is enough.
@@ -52,9 +59,9 @@ func TestExistingSwarm(t *testing.T) {
 	stop = a.run(t, m, logs["console"], logs["agent"]) // before dockerd: it must wait
 	time.Sleep(500 * time.Millisecond)
 	wrk.start()
-	deadline := time.Now().Add(30 * time.Second)
-	for a.events(t, m.mac, "report") < 2 && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+	booted := time.Now()
+	if !a.seenSince(m.name, booted, 30*time.Second) {
+		t.Fatalf("no heartbeat after the reboot; console:\n%s", logs["console"].String())
 	}
 	if got := a.events(t, m.mac, "enroll"); got != 1 {
 		t.Errorf("after reboot: %d enroll events, want 1 (no re-enrollment)", got)

@@ -217,3 +217,22 @@ func scanSecrets(t testing.TB, logs map[string]*lockedBuf, secrets []string, key
 		}
 	}
 }
+
+// seenSince waits until the node's stored heartbeat is newer than t.
+func (a *appliance) seenSince(name string, t time.Time, limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		var seen time.Time
+		a.st.View(func(tx *store.Tx) error {
+			if n, err := tx.Node(name); err == nil {
+				seen = n.LastSeen
+			}
+			return nil
+		})
+		if seen.After(t) {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
