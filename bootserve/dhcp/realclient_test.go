@@ -3,6 +3,7 @@ package dhcp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -176,17 +177,42 @@ func (l *lab) dhclient(t *testing.T) (seen, log string, err error) {
 	cmd := l.cli.Command(ctx, "dhclient", "-4", "-1", "-v", "-cf", conf, "-sf", script, "-lf", filepath.Join(dir, "leases"), "-pf", pidf, "eth0")
 	logb, err := cmd.CombinedOutput()
 	t.Logf("dhclient: %s", logb)
-	if b, rerr := os.ReadFile(pidf); rerr == nil {
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr == nil && pid > 1 {
-			if p, ferr := os.FindProcess(pid); ferr == nil && p.Signal(syscall.SIGTERM) == nil {
-				for i := 0; i < 50 && p.Signal(syscall.Signal(0)) == nil; i++ {
-					time.Sleep(50 * time.Millisecond)
-				}
-			}
-		}
+	if err == nil {
+		stopDaemon(t, pidf)
 	}
 	b, _ := os.ReadFile(out)
 	return string(b), string(logb), err
+}
+
+// stopDaemon stops the dhclient that daemonized with pidfile pidf: it
+// waits for the daemon to write its PID, checks that the process's command
+// line names our pidfile (never a process that reused a stale PID), sends
+// SIGTERM and waits until it is gone.
+func stopDaemon(t *testing.T, pidf string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, _ := os.ReadFile(pidf)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if pid > 1 && strings.Contains(string(cmdline), pidf) {
+			p, _ := os.FindProcess(pid)
+			p.Signal(syscall.SIGTERM)
+			for time.Now().Before(deadline) {
+				if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(st), ") Z ") {
+					return // gone (or a zombie waiting for init)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			t.Errorf("dhclient %d did not stop after SIGTERM", pid)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("dhclient daemon never wrote its pidfile %s", pidf)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func TestRealClientsFullMode(t *testing.T) {
