@@ -10,6 +10,7 @@
 package tftp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -150,7 +151,9 @@ func (h *handler) read(name string, rf io.ReaderFrom) error {
 		ot.SetSize(fi.Size())
 	}
 	h.m.active.Inc()
-	n, err := rf.ReadFrom(f)
+	// One read syscall per block is what tftpd-hpa does; a buffer
+	// reads ahead in 128 KiB chunks (tsize is already set above).
+	n, err := rf.ReadFrom(bufio.NewReaderSize(f, 128<<10))
 	h.m.active.Dec()
 	h.m.bytes.Add(float64(n))
 	if err != nil && n == 0 && strings.Contains(err.Error(), "sending block 0: code=") {
