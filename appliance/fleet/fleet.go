@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/site"
@@ -43,6 +44,7 @@ type Fleet struct {
 	// 1: govmomi's simulator races on concurrent VM destroys (its
 	// Datastore.resolve vs RemoveReference), real vCenter does not.
 	destroyParallel int
+	progressMu      sync.Mutex
 }
 
 func (f *Fleet) log() *slog.Logger {
@@ -82,6 +84,8 @@ func (f *Fleet) ttl() time.Duration {
 
 func (f *Fleet) progress(format string, args ...any) {
 	if f.Progress != nil {
+		f.progressMu.Lock()
+		defer f.progressMu.Unlock()
 		f.Progress(fmt.Sprintf(format, args...))
 	}
 }

@@ -89,7 +89,8 @@ func (c *Client) missing(ctx context.Context, err error, key, name, file string,
 	var nf *find.NotFoundError
 	var dflt *find.DefaultNotFoundError
 	var multi *find.MultipleFoundError
-	if !errors.As(err, &nf) && !errors.As(err, &dflt) && !errors.As(err, &multi) {
+	var dmulti *find.DefaultMultipleFoundError
+	if !errors.As(err, &nf) && !errors.As(err, &dflt) && !errors.As(err, &multi) && !errors.As(err, &dmulti) {
 		return Explain(err, "look up", key+" "+name)
 	}
 	have, _ := list()
@@ -99,7 +100,7 @@ func (c *Client) missing(ctx context.Context, err error, key, name, file string,
 		what = fmt.Sprintf("%s %q matches more than one object; give its full inventory path", key, name)
 	}
 	if name == "" {
-		what = "no " + key + " given and no single default exists"
+		what = "no " + key + " given and there is no single default"
 	}
 	if len(have) == 0 {
 		return &Error{Kind: ErrNotFound, Action: "site file " + file, Object: key, Reason: what + " in vCenter", Advice: "none exist; create one or check the vCenter user's permissions", Err: err}

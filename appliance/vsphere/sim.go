@@ -26,7 +26,7 @@ var simMu sync.Mutex
 type Sim struct {
 	Model   *simulator.Model
 	Server  *simulator.Server
-	VCenter site.VCenter // URL, user, password and pinned thumbprint
+	VCenter site.VCenter // URL, user, password, CA file and thumbprint
 }
 
 // StartSim starts a simulator. Close it when done.
@@ -48,11 +48,18 @@ func StartSim() (*Sim, error) {
 	u := *srv.URL
 	u.User = nil
 	pass, _ := srv.URL.User.Password()
+	ca, err := srv.CertificateFile() // removed by srv.Close
+	if err != nil {
+		srv.Close()
+		m.Remove()
+		return nil, fmt.Errorf("start vCenter simulator: %w", err)
+	}
 	return &Sim{Model: m, Server: srv, VCenter: site.VCenter{
 		URL:        u.String(),
 		User:       srv.URL.User.Username(),
 		Password:   pass,
 		Thumbprint: srv.CertificateInfo().ThumbprintSHA1,
+		CA:         ca,
 	}}, nil
 }
 

@@ -50,6 +50,12 @@ func TestConnectPinnedThumbprintAndLoginFaults(t *testing.T) {
 	}
 
 	pinned := sim.VCenter
+	pinned.CA = ""
+	c, err := Connect(ctx, pinned, nil)
+	if err != nil {
+		t.Fatalf("connect with the right pinned thumbprint: %v", err)
+	}
+	c.Close(ctx)
 	pinned.Thumbprint = "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33"
 	if _, err := Connect(ctx, pinned, nil); err == nil {
 		t.Fatal("connected with a wrong pinned thumbprint")
@@ -58,13 +64,13 @@ func TestConnectPinnedThumbprintAndLoginFaults(t *testing.T) {
 	}
 
 	noPin := sim.VCenter
-	noPin.Thumbprint = ""
+	noPin.Thumbprint, noPin.CA = "", ""
 	if _, err := Connect(ctx, noPin, nil); err == nil {
 		t.Fatal("connected to a self-signed vCenter without a pin or insecure: true")
 	}
 	noPin.Insecure = true
 	var logs bytes.Buffer
-	c, err := Connect(ctx, noPin, testLogger(&logs))
+	c, err = Connect(ctx, noPin, testLogger(&logs))
 	if err != nil {
 		t.Fatalf("insecure connect: %v", err)
 	}

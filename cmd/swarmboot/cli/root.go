@@ -118,6 +118,10 @@ var commands = []func(*Globals) *cobra.Command{
 	newEventsCmd,
 	newTokenCmd,
 	newDemoCmd,
+	newPushCmd,
+	newPlanCmd,
+	newApplyCmd,
+	newDestroyCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {

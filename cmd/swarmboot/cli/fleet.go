@@ -1,0 +1,351 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/swarmboot/swarmboot/appliance/fleet"
+	"github.com/swarmboot/swarmboot/appliance/site"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/vsphere"
+)
+
+// fleetFlags are shared by push, plan, apply and destroy.
+type fleetFlags struct {
+	site     string
+	simulate bool
+	parallel int
+}
+
+func (ff *fleetFlags) register(cmd *cobra.Command) {
+	f := cmd.Flags()
+	def := "swarmboot.yml"
+	if v := os.Getenv("SWARMBOOT_SITE"); v != "" {
+		def = v
+	}
+	f.StringVarP(&ff.site, "site", "s", def, "site file ($SWARMBOOT_SITE)")
+	f.BoolVar(&ff.simulate, "simulate", false, "run against an in-process vCenter simulator (nothing real is touched)")
+	f.IntVar(&ff.parallel, "parallel", fleet.DefaultParallel, "VM operations at once (1 with --simulate unless given)")
+}
+
+// session is a connected fleet; close releases everything.
+type session struct {
+	fleet *fleet.Fleet
+	sim   *vsphere.Sim
+	close func()
+}
+
+// simulatedSite is the embedded default `--simulate` uses without a site
+// file: one manager booting an ISO (BIOS) and three PXE workers (UEFI),
+// named like the seed's Terraform VMs.
+const simulatedSite = `datacenter: DC0
+datastore: LocalDS_0
+resource_pool: DC0_C0/Resources
+network: VM Network
+folder: TERRAFORM/Linux/linuxkit-dev
+groups:
+  - name: managers
+    pattern: tf-sw-m{n}
+    count: 1
+    role: manager
+    cpus: 2
+    memory: 4GiB
+    disk: 10
+    boot: iso
+    image: docker.iso
+  - name: workers
+    pattern: tf-sw-{n}
+    count: 3
+    role: worker
+    cpus: 2
+    memory: 4GiB
+    disk: 10
+    firmware: efi
+    boot: pxe
+`
+
+func (ff *fleetFlags) open(ctx context.Context, cmd *cobra.Command, g *Globals) (*session, error) {
+	var closers []func()
+	s := &session{close: func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}}
+	fail := func(err error) (*session, error) { s.close(); return nil, err }
+	var st *site.Site
+	var err error
+	dataDir := g.DataDir
+	if ff.simulate {
+		tmp, err := os.MkdirTemp("", "swarmboot-simulate-")
+		if err != nil {
+			return nil, err
+		}
+		closers = append(closers, func() { os.RemoveAll(tmp) })
+		dataDir = tmp // the simulator forgets everything: so does its store
+		if cmd.Flags().Changed("site") {
+			st, err = site.Load(ff.site)
+		} else {
+			path := filepath.Join(tmp, "swarmboot.yml")
+			os.WriteFile(filepath.Join(tmp, "docker.iso"), []byte("swarmboot simulated ISO\n"), 0o644)
+			os.WriteFile(path, []byte(simulatedSite), 0o644)
+			st, err = site.Load(path)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		sim, err := vsphere.StartSim()
+		if err != nil {
+			return fail(err)
+		}
+		closers = append(closers, sim.Close)
+		s.sim = sim
+		def := sim.Site()
+		st.VCenter = def.VCenter
+		st.Datacenter, st.Datastore, st.ResourcePool, st.Network = def.Datacenter, def.Datastore, def.ResourcePool, def.Network
+		fmt.Fprintf(g.Stderr, "Simulated vCenter at %s (govmomi simulator; nothing real is touched).\n", sim.VCenter.URL)
+	} else if st, err = site.Load(ff.site); err != nil {
+		return fail(err)
+	}
+	vs, err := vsphere.Connect(ctx, st.VCenter, g.Log)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, func() { vs.Close(context.WithoutCancel(ctx)) })
+	db, err := store.Open(store.DefaultPath(dataDir))
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, func() { db.Close() })
+	par := ff.parallel
+	if ff.simulate && !cmd.Flags().Changed("parallel") {
+		par = 1 // govmomi's simulator is not safe for concurrent VM creates
+	}
+	s.fleet = &fleet.Fleet{Site: st, VS: vs, Store: db, Log: g.Log, Parallel: par,
+		Progress: func(line string) { fmt.Fprintln(g.Stderr, "  "+line) }}
+	return s, nil
+}
+
+func newPushCmd(g *Globals) *cobra.Command {
+	var ff fleetFlags
+	cmd := &cobra.Command{
+		Use:   "push ISO",
+		Short: "Upload an ISO to the site's datastore (content-addressed, skipped when present)",
+		Long: `push uploads ISO to the datastore named in the site file as
+[datastore] swarmboot/<name>-<sha256[:12]>.iso. A file of that name and size
+already there is not uploaded again; a broken upload is retried, and a partial
+upload never takes the final name. It prints the datastore path, ready for a
+group's image: key.
+
+Example:
+  swarmboot build -f linuxkit/docker.yml -o out/
+  swarmboot push out/docker.iso
+  # [ssd-01] swarmboot/docker-3f9a0c1b2d4e.iso`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := ff.open(ctx, cmd, g)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			p, err := s.fleet.VS.Resolve(ctx, s.fleet.Site)
+			if err != nil {
+				return err
+			}
+			var progress vsphere.Progress
+			if Terminal(g.Stderr) {
+				progress = func(sent, total int64) {
+					fmt.Fprintf(g.Stderr, "\rpushing %s: %3d%% of %d MiB", filepath.Base(args[0]), sent*100/max(total, 1), total>>20)
+					if sent == total {
+						fmt.Fprintln(g.Stderr)
+					}
+				}
+			}
+			r, err := s.fleet.VS.Push(ctx, p.Datacenter, p.Datastore, args[0], progress)
+			if err != nil {
+				return err
+			}
+			if !r.Uploaded {
+				fmt.Fprintf(g.Stderr, "already on the datastore (same name and size): not uploaded\n")
+			}
+			fmt.Fprintln(g.Stdout, r.Path)
+			return nil
+		},
+	}
+	ff.register(cmd)
+	return cmd
+}
+
+func newPlanCmd(g *Globals) *cobra.Command {
+	var ff fleetFlags
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what apply would create, change or delete in vCenter",
+		Long: `plan compares the site file with vCenter and prints, per VM, what apply would
+do and why, the way Terraform does: + create, ~ update in place (powered-off
+VMs) or power on, - destroy (a shrinking group loses its highest-numbered VMs),
+! needs a rotate (a running VM whose CPUs/memory changed, or a new image,
+firmware or disk). It changes nothing.
+
+Exit status: 0 no changes, 2 changes, 1 error (like terraform plan
+-detailed-exitcode).
+
+Example:
+  export SWARMBOOT_VSPHERE_PASSWORD=...
+  swarmboot plan --site /etc/swarmboot/swarmboot.yml
+  swarmboot plan --simulate        # the embedded example on a simulated vCenter`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := ff.open(ctx, cmd, g)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			p, err := s.fleet.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			p.Write(g.Stdout)
+			if len(p.Conflicts) > 0 {
+				return fmt.Errorf("plan: %d VM name(s) taken by VMs swarmboot did not create (see above)", len(p.Conflicts))
+			}
+			if p.HasChanges() {
+				return &ExitError{Code: 2}
+			}
+			return nil
+		},
+	}
+	ff.register(cmd)
+	return cmd
+}
+
+func newApplyCmd(g *Globals) *cobra.Command {
+	var ff fleetFlags
+	var wait bool
+	cmd := &cobra.Command{
+		Use:   "apply",
+		Short: "Create, change and delete VMs until vCenter matches the site file",
+		Long: `apply converges vCenter onto the site file: it creates the (nested) folder,
+pushes each group's ISO when the datastore lacks it, creates missing VMs a few
+at a time (thin disk, vmxnet3 NIC, CD-ROM with the ISO or network-first boot,
+firmware, a fresh one-time enrollment token in guestinfo whose hash alone is
+stored), powers them on, reconfigures powered-off VMs, deletes the
+highest-numbered VMs of a shrinking group, and records every VM's MAC and
+UUIDs for bootserve. VMs swarmboot did not create are never touched.
+
+It is safe to interrupt and run again: it picks up where it stopped, with no
+duplicate and no leaked VM.
+
+Example:
+  swarmboot apply --wait           # then print each VM's guest IP (VMware Tools)
+  swarmboot apply --simulate --wait  # the whole flow on a simulated vCenter`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			s, err := ff.open(ctx, cmd, g)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			p, err := s.fleet.Plan(ctx)
+			if err != nil {
+				return err
+			}
+			p.Write(g.Stdout)
+			if !p.HasChanges() && !wait {
+				return nil
+			}
+			if s.sim != nil && wait {
+				gctx, cancel := context.WithCancel(ctx)
+				defer cancel()
+				s.sim.StartGuests(gctx, s.fleet.VS)
+			}
+			fmt.Fprintln(g.Stderr, "Applying:")
+			r, err := s.fleet.Apply(ctx, p, fleet.ApplyOptions{Wait: wait})
+			if r != nil {
+				fmt.Fprintf(g.Stdout, "\nApply complete: %d added, %d changed, %d destroyed.\n", len(r.Created), len(r.Updated)+len(r.PoweredOn), len(r.Deleted))
+				if len(r.Rotate) > 0 {
+					fmt.Fprintf(g.Stdout, "Not changed (need a rotate): %s\n", strings.Join(r.Rotate, ", "))
+				}
+				if len(r.IPs) > 0 {
+					writeIPs(g.Stdout, r.IPs)
+				}
+			}
+			return err
+		},
+	}
+	ff.register(cmd)
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for every VM's guest IP and print them")
+	return cmd
+}
+
+// writeIPs prints guest IPs like the seed's Terraform output.
+func writeIPs(w io.Writer, ips map[string]string) {
+	names := make([]string, 0, len(ips))
+	for n := range ips {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintln(w, "\nOutputs:\n\ninstance_ips = {")
+	for _, n := range names {
+		fmt.Fprintf(w, "  %q = %q\n", n, ips[n])
+	}
+	fmt.Fprintln(w, "}")
+}
+
+func newDestroyCmd(g *Globals) *cobra.Command {
+	var ff fleetFlags
+	var groups []string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "destroy [VM...]",
+		Short: "Power off and delete VMs swarmboot created",
+		Long: `destroy powers off and deletes the named VMs, the VMs of --group, or (with
+neither) every VM swarmboot created in the site's folder, and removes their
+records and enrollment tokens. VMs swarmboot did not create are refused. It
+lists what it would delete and refuses to go on without --yes.
+
+Example:
+  swarmboot destroy --group workers          # show what would go
+  swarmboot destroy --group workers --yes
+  swarmboot destroy tf-sw-3 --yes`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			s, err := ff.open(ctx, cmd, g)
+			if err != nil {
+				return err
+			}
+			defer s.close()
+			vms, err := s.fleet.Targets(ctx, fleet.Selection{Groups: groups, Names: args})
+			if err != nil {
+				return err
+			}
+			if len(vms) == 0 {
+				fmt.Fprintln(g.Stdout, "Nothing to destroy.")
+				return nil
+			}
+			for _, vm := range vms {
+				fmt.Fprintf(g.Stdout, "  - vm %q (group %s, %s)\n", vm.Name, vm.Group, vm.PowerState)
+			}
+			if !yes {
+				return errors.New("destroy: refusing to delete " + fmt.Sprint(len(vms)) + " VM(s) without --yes; check the list above and run again with --yes")
+			}
+			names, err := s.fleet.Destroy(ctx, vms)
+			fmt.Fprintf(g.Stdout, "Destroy complete: %d destroyed.\n", len(names))
+			return err
+		},
+	}
+	ff.register(cmd)
+	cmd.Flags().StringSliceVar(&groups, "group", nil, "destroy the VMs of this group (repeatable)")
+	cmd.Flags().BoolVar(&yes, "yes", false, "really delete")
+	return cmd
+}
