@@ -28,6 +28,10 @@ type Options struct {
 	Agent *Agent
 	// Logger receives progress and warnings; nil discards.
 	Logger *slog.Logger
+	// DenySourceDirs are directories files[].source may not read from (after
+	// resolving symlinks): swarmboot's data directory holds the CA key and
+	// tokens, which must never end up in an image.
+	DenySourceDirs []string
 }
 
 // Result is what Assemble returns besides the stream.

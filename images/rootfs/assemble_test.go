@@ -334,3 +334,28 @@ func TestAssembleErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestSourceDenied(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "ca.key"), []byte("PRIVATE"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "innocent.pem")
+	if err := os.Symlink(filepath.Join(data, "ca.key"), link); err != nil {
+		t.Fatal(err)
+	}
+	for _, src := range []string{filepath.Join(data, "ca.key"), link} {
+		c := loadTestYML(t, "files:\n  - path: etc/x\n    source: "+src+"\n")
+		rec := newRecorder(t)
+		_, err := Assemble(context.Background(), c, testImages(t), rec, Options{DenySourceDirs: []string{data}})
+		if err == nil || !strings.Contains(err.Error(), "which holds swarmboot's secrets") {
+			t.Errorf("%s: err = %v", src, err)
+		}
+		for _, e := range rec.entries {
+			if strings.Contains(e.data, "PRIVATE") {
+				t.Fatalf("secret written to %s", e.h.Name)
+			}
+		}
+	}
+}

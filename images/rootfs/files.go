@@ -70,7 +70,7 @@ func (a *assembler) files() error {
 				data, err = metadata(a.c, f.Metadata)
 			case f.Source != "":
 				var skip bool
-				data, skip, err = readSource(f)
+				data, skip, err = readSource(f, a.opt.DenySourceDirs)
 				if skip {
 					a.opt.Logger.Info("rootfs: optional file source missing, skipped", "path", f.Path, "source", f.Source)
 					continue
@@ -105,7 +105,7 @@ func (a *assembler) mkdirs(dir string, mode fs.FileMode, uid, gid int) error {
 
 // readSource reads a files entry's source: "~/" is the home directory, a
 // relative path is relative to the yml file that declared it.
-func readSource(f *yml.File) (data []byte, skip bool, err error) {
+func readSource(f *yml.File, deny []string) (data []byte, skip bool, err error) {
 	src := f.Source
 	if strings.HasPrefix(src, "~/") {
 		home, err := os.UserHomeDir()
@@ -115,6 +115,13 @@ func readSource(f *yml.File) (data []byte, skip bool, err error) {
 		src = filepath.Join(home, src[2:])
 	} else if !filepath.IsAbs(src) && f.Pos.File != "" {
 		src = filepath.Join(filepath.Dir(f.Pos.File), src)
+	}
+	if real, err := filepath.EvalSymlinks(src); err == nil {
+		for _, d := range deny {
+			if rd, err := filepath.EvalSymlinks(d); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
+				return nil, false, fmt.Errorf("source %s is inside %s, which holds swarmboot's secrets; copy what the image may carry elsewhere", src, d)
+			}
+		}
 	}
 	fh, err := os.Open(src)
 	if err != nil {
