@@ -25,12 +25,13 @@ type Remote struct {
 // NewRemote connects to a manager's Docker API: host is "tcp://HOST:2376"
 // (with caFile, certFile, keyFile for TLS) or "unix:///path/docker.sock".
 // The API version is negotiated (Debian's docker.io 20.10 speaks 1.41).
-func NewRemote(host, caFile, certFile, keyFile string) (*Remote, error) {
-	opts := []client.Opt{client.WithHost(host)} // negotiates the API version on first use
+// opts are applied last (tests pass a dialer).
+func NewRemote(host, caFile, certFile, keyFile string, opts ...client.Opt) (*Remote, error) {
+	all := []client.Opt{client.WithHost(host)} // negotiates the API version on first use
 	if caFile != "" || certFile != "" {
-		opts = append(opts, client.WithTLSClientConfig(caFile, certFile, keyFile))
+		all = append(all, client.WithTLSClientConfig(caFile, certFile, keyFile))
 	}
-	c, err := client.New(opts...)
+	c, err := client.New(append(all, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("swarm manager %s: %w", host, err)
 	}

@@ -89,10 +89,12 @@ type dockerd struct {
 	cmd  *exec.Cmd
 	log  *lockedBuf
 	c    *client.Client
+	args []string // extra dockerd flags
 }
 
-// add makes a namespace and starts a dockerd in it.
-func (l *lab) add(log *lockedBuf) *dockerd {
+// add makes a namespace and starts a dockerd in it; setup may add flags
+// (it gets the daemon's directory) before the start.
+func (l *lab) add(log *lockedBuf, setup ...func(d *dockerd)) *dockerd {
 	l.t.Helper()
 	l.n++
 	ns, err := netns.New(context.Background(), "sbnode")
@@ -114,16 +116,19 @@ func (l *lab) add(log *lockedBuf) *dockerd {
 		ns.Close()
 		os.RemoveAll(dir)
 	})
+	for _, f := range setup {
+		f(d)
+	}
 	d.start()
 	return d
 }
 
 func (d *dockerd) start() {
 	d.t.Helper()
-	d.cmd = d.ns.Command(context.Background(), "dockerd",
-		"--data-root", filepath.Join(d.dir, "data"), "--exec-root", filepath.Join(d.dir, "exec"),
+	args := []string{"--data-root", filepath.Join(d.dir, "data"), "--exec-root", filepath.Join(d.dir, "exec"),
 		"-H", d.Host, "--pidfile", filepath.Join(d.dir, "docker.pid"),
-		"--cgroup-parent", "/"+d.ns.Name(), "--bridge", "none", "--iptables=false")
+		"--cgroup-parent", "/" + d.ns.Name(), "--bridge", "none", "--iptables=false"}
+	d.cmd = d.ns.Command(context.Background(), "dockerd", append(args, d.args...)...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)

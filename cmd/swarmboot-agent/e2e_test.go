@@ -10,11 +10,11 @@ import (
 
 	"github.com/moby/moby/client"
 
-	"github.com/swarmboot/swarmboot/appliance/swarm"
 )
 
 // TestExistingSwarm is the seed's case: a manager exists (swarm init by
-// hand); the appliance reads its join tokens over the Docker API; the
+// hand); the appliance reads its join tokens over the manager's Docker API
+// with mutual TLS (tcp, --tlsverify); the
 // worker's agent enrolls, joins, survives a reboot without enrolling
 // again, and rejoins after the manager removed it.
 func TestExistingSwarm(t *testing.T) {
@@ -22,13 +22,14 @@ func TestExistingSwarm(t *testing.T) {
 	t.Parallel()
 	logs := map[string]*lockedBuf{"dockerd": {}, "appliance": {}, "agent": {}, "console": {}}
 	l := newLab(t, 61)
-	mgr, wrk := l.add(logs["dockerd"]), l.add(logs["dockerd"])
+	var mtls managerTLS
+	mgr, wrk := l.add(logs["dockerd"], mtls.setup(t)), l.add(logs["dockerd"])
 	if out, err := mgr.docker("swarm", "init", "--advertise-addr", mgr.IP); err != nil {
 		t.Fatalf("swarm init: %v: %s", err, out)
 	}
-	remote, err := swarm.NewRemote(mgr.Host, "", "", "")
-	if err != nil {
-		t.Fatal(err)
+	remote := mtls.remote(t, mgr)
+	if _, err := remote.Swarm(context.Background()); err != nil {
+		t.Fatalf("the manager's TLS Docker API: %v", err)
 	}
 	remote.TTL = 200 * time.Millisecond
 	a := startAppliance(t, remote, logs["appliance"])
@@ -77,6 +78,10 @@ func TestExistingSwarm(t *testing.T) {
 	// The manager removes the node; the worker still thinks it is active.
 	// The appliance sees it missing from the member list → leave-rejoin.
 	secrets := append(joinTokens(t, mgr), m.token)
+	if k, err := os.ReadFile(mtls.keyFile); err == nil { // the appliance's Docker API key
+		lines := strings.Split(strings.TrimSpace(string(k)), "\n")
+		secrets = append(secrets, lines[1:len(lines)-1]...)
+	}
 	if _, err := mgr.c.NodeRemove(context.Background(), id, client.NodeRemoveOptions{Force: true}); err != nil {
 		t.Fatal(err)
 	}
