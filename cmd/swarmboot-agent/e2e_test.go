@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
-
 )
 
 // TestExistingSwarm is the seed's case: a manager exists (swarm init by
