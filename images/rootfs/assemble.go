@@ -209,7 +209,7 @@ func (a *assembler) init(ctx context.Context) error {
 	if len(a.c.Init) == 0 {
 		return nil
 	}
-	s := &stack{fixups: fixups{resolvSymlink: "/run/resolvconf/resolv.conf"}}
+	s := &stack{fixups: fixups{resolvSymlink: "/run/resolvconf/resolv.conf", mergeAPK: true}}
 	for i, ref := range a.c.Init {
 		pos := yml.Pos{}
 		if i < len(a.c.InitPos) {

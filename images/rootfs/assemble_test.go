@@ -359,3 +359,33 @@ func TestSourceDenied(t *testing.T) {
 		}
 	}
 }
+
+func TestInitAPKDatabasesMerged(t *testing.T) {
+	t.Parallel()
+	src := memSource{
+		"a/init:1": image(t, v1.Config{}, layer(t, te{name: "lib/apk/db/installed", data: "P:busybox"}, te{name: "init", data: "x"})),
+		"a/runc:1": image(t, v1.Config{},
+			layer(t, te{name: "lib/apk/db/installed", data: "P:old"}),
+			layer(t, te{name: "lib/apk/db/installed", data: "P:runc"})),
+		"a/gone:1": image(t, v1.Config{},
+			layer(t, te{name: "lib/apk/db/installed", data: "P:whited-out"}),
+			layer(t, te{name: "lib/apk/db/.wh.installed"})),
+		"a/none:1": image(t, v1.Config{}, layer(t, te{name: "usr/bin/containerd", data: "c"})),
+	}
+	c := loadTestYML(t, "init:\n  - a/init:1\n  - a/runc:1\n  - a/gone:1\n  - a/none:1\n")
+	rec := newRecorder(t)
+	if _, err := Assemble(context.Background(), c, src, rec, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.mustFile("lib/apk/db/installed", "P:busybox\n\nP:runc\n\n")
+	if n := rec.count("lib/apk/db/installed"); n != 1 {
+		t.Errorf("apk database written %d times", n)
+	}
+	// a single database is left as it is
+	c = loadTestYML(t, "init:\n  - a/init:1\n  - a/none:1\n")
+	rec = newRecorder(t)
+	if _, err := Assemble(context.Background(), c, src, rec, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rec.mustFile("lib/apk/db/installed", "P:busybox")
+}

@@ -23,7 +23,15 @@ type stack struct {
 	prefix string // "" or "containers/services/sshd/lower/"
 	images []stackImage
 	fixups fixups
+	apkDBs []apkDB // with fixups.mergeAPK: each image's apk database
 }
+
+// apkInstalled is apk's database of installed packages; LinuxKit writes the
+// union of every init image's copy (moby/apk_tarwriter.go).
+const apkInstalled = "lib/apk/db/installed"
+
+// apkDB is where one image's surviving apk database lives.
+type apkDB struct{ img, layer, ordinal int }
 
 type stackImage struct {
 	ref    string
@@ -34,6 +42,7 @@ type stackImage struct {
 // (moby/build/image.go): some files dropped, some replaced, some ensured.
 type fixups struct {
 	resolvSymlink string // init images: etc/resolv.conf → this symlink
+	mergeAPK      bool   // init images: union of the apk databases
 }
 
 var excluded = map[string]bool{
@@ -174,8 +183,37 @@ func (s *stack) scan(ctx context.Context) (map[string]*entry, error) {
 			}
 		}
 	}
+	if s.fixups.mergeAPK {
+		s.apkDBs = findAPKDBs(ops)
+	}
 	s.fix(state)
 	return state, nil
+}
+
+// findAPKDBs finds each image's surviving apk database, whiteouts honoured.
+func findAPKDBs(ops [][][]op) []apkDB {
+	var dbs []apkDB
+	for ii := range ops {
+		cur := apkDB{img: ii, layer: -1}
+		for li, layerOps := range ops[ii] {
+			for _, o := range layerOps {
+				switch {
+				case o.kind == opEntry && o.name == apkInstalled && o.hdr.Mode.IsRegular() && !o.hdr.IsHardlink():
+					cur.layer, cur.ordinal = li, o.ord
+				case o.kind == opEntry && under(apkInstalled, o.name) && !o.hdr.Mode.IsDir():
+					cur.layer = -1
+				case o.kind == opWhiteout && under(apkInstalled, o.name) && cur.layer < li:
+					cur.layer = -1
+				case o.kind == opOpaque && (o.name == "" || under(apkInstalled, o.name)) && cur.layer < li:
+					cur.layer = -1
+				}
+			}
+		}
+		if cur.layer >= 0 {
+			dbs = append(dbs, cur)
+		}
+	}
+	return dbs
 }
 
 // fix applies LinuxKit's export adjustments to the surviving entries.
@@ -221,9 +259,20 @@ func (s *stack) emit(ctx context.Context, out *emitter, state map[string]*entry)
 		}
 	}
 	var links []*Header
+	merge := len(s.apkDBs) > 1
+	dbs := make([][]byte, len(s.apkDBs))
 	for ii, im := range s.images {
 		for li, l := range im.layers {
 			err := forEachEntry(ctx, l, func(ord int, _ *tar.Header, name string, r io.Reader) error {
+				if merge && name == apkInstalled {
+					for i, db := range s.apkDBs {
+						if db == (apkDB{ii, li, ord}) {
+							var err error
+							dbs[i], err = readAllMax(r, maxKernel)
+							return err // written merged, below
+						}
+					}
+				}
 				e, ok := state[name]
 				if !ok || e.img != ii || e.layer != li || e.ordinal != ord || e.hdr.Mode.IsDir() {
 					return nil
@@ -254,6 +303,16 @@ func (s *stack) emit(ctx context.Context, out *emitter, state map[string]*entry)
 		h := *e.hdr
 		h.Name = s.prefix + name
 		if err := out.entry(&h, strings.NewReader(string(e.synthetic))); err != nil {
+			return err
+		}
+	}
+	if merge {
+		var all []byte
+		for _, db := range dbs {
+			all = append(append(all, db...), '\n', '\n')
+		}
+		h := &Header{Name: s.prefix + apkInstalled, Mode: 0o644, Size: int64(len(all))}
+		if err := out.entry(h, strings.NewReader(string(all))); err != nil {
 			return err
 		}
 	}
