@@ -203,7 +203,7 @@ func stageMember(r io.Reader, dst string) (stagedFile, error) {
 	}
 	h, size, err := v1.SHA256(io.TeeReader(br, out))
 	if err == nil {
-		err = out.Sync() // renamed into the store later: durable first
+		err = syncFile(out) // renamed into the store later: durable first
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr

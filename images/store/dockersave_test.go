@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ func TestImportDockerSave(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	slices.Sort(refs) // go-containerregistry writes RepoTags in map order
 	if strings.Join(refs, " ") != "docker.io/linuxkit/init:v1 registry.example:5000/init:v1" {
 		t.Fatalf("refs %q", refs)
 	}

@@ -318,7 +318,7 @@ func stageBlob(dst string, want v1.Hash, r io.Reader) error {
 	}
 	got, _, err := v1.SHA256(io.TeeReader(r, out))
 	if err == nil {
-		err = out.Sync() // renamed into the store later: durable first
+		err = syncFile(out) // renamed into the store later: durable first
 	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
