@@ -112,14 +112,15 @@ func TestBoot(t *testing.T) {
 		{"iso-ovmf", qemu.Config{Firmware: "uefi", ISO: filepath.Join(out, "fx.iso"), Boot: "d"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-			defer cancel()
 			c.cfg.LogFile = filepath.Join(out, strings.ReplaceAll(c.name, "+", "-")+".log")
-			vm, err := qemu.Start(ctx, c.cfg)
+			// Start may wait for a machine-wide VM slot; the boot itself gets 3 minutes.
+			vm, err := qemu.Start(t.Context(), c.cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer vm.Stop()
+			ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+			defer cancel()
 			line, err := vm.WaitFor(ctx, marker)
 			if err != nil {
 				out := vm.Output()

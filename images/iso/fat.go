@@ -30,6 +30,9 @@ type File struct {
 	Path   string // absolute slash path inside the image, e.g. "/EFI/BOOT/BOOTX64.EFI"
 	Source string // file on disk to copy from (when Data is nil)
 	Data   []byte // contents held in memory
+
+	// Set by WriteFAT: where the contents start in the image, and their size.
+	Offset, Size int64
 }
 
 func (f *File) open() (io.ReadCloser, int64, error) {
@@ -62,6 +65,7 @@ type fatNode struct {
 
 // fatLayout is the computed geometry of an image.
 type fatLayout struct {
+	reserved   uint32 // reserved sectors (boot sector + padding)
 	spc        uint32 // sectors per cluster
 	fatSectors uint32
 	clusters   uint32 // data clusters (count in the BPB)
@@ -72,7 +76,7 @@ type fatLayout struct {
 
 func (l *fatLayout) clusterBytes() int64 { return int64(l.spc) * fatSector }
 func (l *fatLayout) dataStart() int64 {
-	return int64(1+2*l.fatSectors+fatRootEnts*32/fatSector) * fatSector
+	return int64(l.reserved+2*l.fatSectors+fatRootEnts*32/fatSector) * fatSector
 }
 
 func buildTree(files []*File) (*fatNode, error) {
@@ -235,6 +239,13 @@ func planFAT(files []*File) (*fatLayout, error) {
 		}
 		l.clusters = max(need, fatMinCluster)
 		l.fatSectors = ((l.clusters+2)*2 + fatSector - 1) / fatSector
+		// Pad the reserved area so the data area, and with clusters of 2 KiB
+		// or more every file, starts on a 2048-byte boundary: an ISO 9660
+		// directory record can then point into the image (see Write).
+		l.reserved = 1
+		for (l.reserved+2*l.fatSectors+fatRootEnts*32/fatSector)%4 != 0 {
+			l.reserved++
+		}
 		l.total = uint32(l.dataStart()/fatSector) + l.clusters*spc
 		next := uint32(2)
 		for _, n := range nodes {

@@ -11,10 +11,20 @@ import (
 // WriteFAT writes a FAT16 image holding files to out (at its current
 // offset 0, which must be empty) and returns its size. Every entry carries
 // mtime; the volume ID is fixed, so the same files give the same bytes.
+// Each File's Offset is set to where its contents start in the image (a
+// multiple of 2048).
 func WriteFAT(out *os.File, files []*File, mtime time.Time) (int64, error) {
 	l, err := planFAT(files)
 	if err != nil {
 		return 0, err
+	}
+	for _, n := range l.order {
+		if n.file != nil {
+			n.file.Offset, n.file.Size = 0, n.size
+			if n.clusters > 0 {
+				n.file.Offset = l.dataStart() + int64(n.cluster-2)*l.clusterBytes()
+			}
+		}
 	}
 	// boot sector
 	bs := make([]byte, fatSector)
@@ -22,8 +32,8 @@ func WriteFAT(out *os.File, files []*File, mtime time.Time) (int64, error) {
 	copy(bs[3:], "SWARMBT ")
 	binary.LittleEndian.PutUint16(bs[11:], fatSector)
 	bs[13] = byte(l.spc)
-	binary.LittleEndian.PutUint16(bs[14:], 1) // reserved sectors
-	bs[16] = 2                                // FATs
+	binary.LittleEndian.PutUint16(bs[14:], uint16(l.reserved))
+	bs[16] = 2 // FATs
 	binary.LittleEndian.PutUint16(bs[17:], fatRootEnts)
 	if l.total < 0x10000 {
 		binary.LittleEndian.PutUint16(bs[19:], uint16(l.total))
@@ -56,12 +66,12 @@ func WriteFAT(out *os.File, files []*File, mtime time.Time) (int64, error) {
 		}
 	}
 	for i := int64(0); i < 2; i++ {
-		if _, err := out.WriteAt(fat, fatSector*(1+i*int64(l.fatSectors))); err != nil {
+		if _, err := out.WriteAt(fat, fatSector*(int64(l.reserved)+i*int64(l.fatSectors))); err != nil {
 			return 0, err
 		}
 	}
 	// root directory, then the clusters in order
-	rootOff := int64(1+2*l.fatSectors) * fatSector
+	rootOff := int64(l.reserved+2*l.fatSectors) * fatSector
 	if _, err := out.WriteAt(l.listing(l.root, nil, mtime), rootOff); err != nil {
 		return 0, err
 	}

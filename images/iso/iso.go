@@ -108,14 +108,8 @@ func Write(ctx context.Context, out string, opt Options) (err error) {
 		return fmt.Errorf("iso: %w", err)
 	}
 	defer os.RemoveAll(ws)
-	// Staging hard-links kernel and initrd and stamps them with ModTime;
-	// give the originals their own times back afterwards.
-	for _, p := range []string{opt.Kernel, opt.Initrd} {
-		if fi, err := os.Stat(p); err == nil {
-			defer os.Chtimes(p, fi.ModTime(), fi.ModTime())
-		}
-	}
-	if err := stage(ws, opt); err != nil {
+	shared, err := stage(ws, opt)
+	if err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -154,6 +148,9 @@ func Write(ctx context.Context, out string, opt Options) (err error) {
 	if err := fixDates(tmp, opt.ModTime); err != nil {
 		return err
 	}
+	if err := shareExtents(tmp, shared); err != nil {
+		return err
+	}
 	if err := makeHybrid(tmp, opt.Isohdpfx); err != nil {
 		return err
 	}
@@ -166,51 +163,58 @@ func Write(ctx context.Context, out string, opt Options) (err error) {
 	return os.Rename(tmp.Name(), out)
 }
 
-// stage lays out the ISO tree in ws: boot assets, kernel, initrd and the
-// EFI system partition image, all with opt.ModTime.
-func stage(ws string, opt Options) error {
+// stage lays out the ISO tree in ws: boot assets, the EFI system partition
+// image and empty stand-ins for kernel and initrd, all with opt.ModTime.
+// Kernel and initrd are stored once, inside the ESP; their ISO 9660
+// directory records are pointed there after Finalize (shareExtents), so
+// the image does not hold them twice.
+func stage(ws string, opt Options) (map[string]*File, error) {
 	for _, d := range []string{"isolinux", "boot"} {
 		if err := os.Mkdir(filepath.Join(ws, d), 0o755); err != nil {
-			return fmt.Errorf("iso: %w", err)
+			return nil, fmt.Errorf("iso: %w", err)
 		}
 	}
 	put := []struct{ src, dst string }{
 		{opt.Isolinux, "isolinux/isolinux.bin"}, {opt.Ldlinux, "isolinux/ldlinux.c32"},
-		{opt.Kernel, "boot/vmlinuz"}, {opt.Initrd, "boot/initrd.img"},
 	}
 	for _, p := range put {
 		if err := linkOrCopy(p.src, filepath.Join(ws, p.dst)); err != nil {
-			return fmt.Errorf("iso: %w", err)
+			return nil, fmt.Errorf("iso: %w", err)
+		}
+	}
+	for _, p := range []string{"boot/vmlinuz", "boot/initrd.img"} {
+		if err := os.WriteFile(filepath.Join(ws, p), nil, 0o644); err != nil {
+			return nil, fmt.Errorf("iso: %w", err)
 		}
 	}
 	if err := os.WriteFile(filepath.Join(ws, "isolinux/isolinux.cfg"), []byte(isolinuxCfg(opt.Cmdline)), 0o644); err != nil {
-		return fmt.Errorf("iso: %w", err)
+		return nil, fmt.Errorf("iso: %w", err)
 	}
 	esp, err := os.Create(filepath.Join(ws, "boot/efiboot.img"))
 	if err != nil {
-		return fmt.Errorf("iso: %w", err)
+		return nil, fmt.Errorf("iso: %w", err)
 	}
+	kernel, initrd := &File{Path: "/vmlinuz", Source: opt.Kernel}, &File{Path: "/initrd.img", Source: opt.Initrd}
 	_, err = WriteFAT(esp, []*File{
 		{Path: "/EFI/BOOT/BOOTX64.EFI", Source: opt.SystemdBoot},
 		{Path: "/loader/loader.conf", Data: []byte(loaderConf())},
 		{Path: "/loader/entries/swarmboot.conf", Data: []byte(loaderEntry(opt.Cmdline))},
-		{Path: "/vmlinuz", Source: opt.Kernel},
-		{Path: "/initrd.img", Source: opt.Initrd},
+		kernel, initrd,
 	}, opt.ModTime)
 	if cerr := esp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("iso: EFI system partition: %w", err)
+		return nil, fmt.Errorf("iso: EFI system partition: %w", err)
 	}
 	// Directory times last: creating entries changes them.
 	for _, p := range []string{"isolinux/isolinux.bin", "isolinux/ldlinux.c32", "isolinux/isolinux.cfg",
 		"boot/vmlinuz", "boot/initrd.img", "boot/efiboot.img", "isolinux", "boot", "."} {
 		if err := os.Chtimes(filepath.Join(ws, p), opt.ModTime, opt.ModTime); err != nil {
-			return fmt.Errorf("iso: %w", err)
+			return nil, fmt.Errorf("iso: %w", err)
 		}
 	}
-	return nil
+	return map[string]*File{"VMLINUZ": kernel, "INITRD.IMG": initrd}, nil
 }
 
 // linkOrCopy hard-links src to dst, or copies it when that fails (another
