@@ -29,13 +29,14 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 	managed := s.Swarm == nil
 	if managed && n.Role == api.RoleManager {
 		var initNode string
+		var site store.SwarmSite
 		err := s.Store.Update(func(tx *store.Tx) error {
 			var err error
 			initNode, err = tx.ClaimSwarmInit(n.Name, s.Now())
 			if err != nil || initNode != n.Name {
 				return err
 			}
-			site, err := tx.SwarmSite()
+			site, err = tx.SwarmSite()
 			if err != nil {
 				return err
 			}
@@ -55,12 +56,18 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 			if st.State == "active" && st.ControlAvailable {
 				return api.Plan{Action: api.ActionNone, Role: api.RoleManager, ClusterID: st.ClusterID, Reason: "this node founded the swarm"}, nil
 			}
-			if st.State == "inactive" || st.State == "" {
+			if (st.State == "inactive" || st.State == "") && site.ClusterID == "" {
 				return api.Plan{Action: api.ActionInit, Role: api.RoleManager, Reason: "this node is the site's first manager"}, nil
 			}
-			// pending/error/locked: let the agent rejoin its own swarm or
-			// the operator look.
-			return wait("swarm state " + st.State), nil
+			if st.State != "inactive" && st.State != "" {
+				// pending/error/locked: the operator looks.
+				return wait("swarm state " + st.State), nil
+			}
+			// The founder lost its swarm (disk replaced): never found a
+			// second one; rejoin the first through the other managers.
+			if _, err := s.swarmSource().Swarm(ctx); errors.Is(err, swarm.ErrNoSwarm) {
+				return wait("this node founded swarm " + site.ClusterID + " and lost it, and no other manager reports it"), nil
+			}
 		}
 	}
 	info, err := s.swarmSource().Swarm(ctx)

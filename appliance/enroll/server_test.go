@@ -188,6 +188,13 @@ func TestManagedSwarmPlans(t *testing.T) {
 	if _, p := h.plan(nodes[founder]); p.Action != api.ActionNone {
 		t.Errorf("founder after init: %+v, want none", p)
 	}
+	// The founder loses its swarm (disk replaced): it must rejoin, never
+	// found a second swarm.
+	h.report(nodes[founder], api.Report{Swarm: api.SwarmState{State: "inactive"}})
+	if _, p := h.plan(nodes[founder]); p.Action != api.ActionJoin || p.JoinToken != managerTok {
+		t.Errorf("founder that lost its swarm: %v, want join as manager", p.Action)
+	}
+	h.report(nodes[founder], api.Report{Swarm: api.SwarmState{State: "active", ControlAvailable: true, NodeID: "n-founder", ClusterID: "c1", Role: "manager"}, JoinTokens: push})
 	for name, want := range map[string]string{"w1": workerTok, "m1": managerTok, "m2": managerTok, "m3": managerTok} {
 		if name == founder {
 			continue
