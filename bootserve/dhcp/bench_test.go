@@ -59,11 +59,25 @@ func perfLab(b *testing.B) (srv, perf *netns.NS) {
 type perfResult struct {
 	sent, offers int
 	offersPerSec float64
-	p99ms        float64
+	p99ms        float64 // DISCOVER → OFFER
+	acks         int
+	ackP99ms     float64 // REQUEST → ACK (full mode: includes the lease fsync)
 }
 
 func (r perfResult) String() string {
-	return fmt.Sprintf("%d offers for %d discovers (%.0f offers/s), p99 %.2f ms", r.offers, r.sent, r.offersPerSec, r.p99ms)
+	s := fmt.Sprintf("%d offers for %d discovers (%.0f offers/s), p99 %.2f ms", r.offers, r.sent, r.offersPerSec, r.p99ms)
+	if r.acks > 0 {
+		s += fmt.Sprintf("; %d acks, p99 %.2f ms", r.acks, r.ackP99ms)
+	}
+	return s
+}
+
+func p99(d []float64) float64 {
+	if len(d) == 0 {
+		return math.Inf(1)
+	}
+	slices.Sort(d)
+	return d[(len(d)*99)/100]
 }
 
 // runPerfdhcp loads the server at 10.77.0.1 from the perf namespace.
@@ -92,7 +106,7 @@ func runPerfdhcp(b *testing.B, perf *netns.NS, mode Mode) perfResult {
 // timestamps (-x t) of a perfdhcp report.
 func parsePerfdhcp(out string) (perfResult, error) {
 	var r perfResult
-	var delays []float64
+	var delays, ackDelays []float64
 	section := ""
 	sc := bufio.NewScanner(strings.NewReader(out))
 	for sc.Scan() {
@@ -104,10 +118,17 @@ func parsePerfdhcp(out string) (perfResult, error) {
 			r.sent, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "sent packets:")))
 		case section == "***Statistics for: DISCOVER-OFFER***" && strings.HasPrefix(line, "received packets:"):
 			r.offers, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "received packets:")))
-		case section == "***Timestamps for packets: DISCOVER-OFFER***" && strings.HasPrefix(line, "sent / received:"):
+		case section == "***Statistics for: REQUEST-ACK***" && strings.HasPrefix(line, "received packets:"):
+			r.acks, _ = strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "received packets:")))
+		case strings.HasPrefix(line, "sent / received:"):
 			var s, rcv float64
 			if _, err := fmt.Sscanf(strings.TrimPrefix(line, "sent / received:"), "%f / %f", &s, &rcv); err == nil {
-				delays = append(delays, (rcv-s)*1000)
+				switch section {
+				case "***Timestamps for packets: DISCOVER-OFFER***":
+					delays = append(delays, (rcv-s)*1000)
+				case "***Timestamps for packets: REQUEST-ACK***":
+					ackDelays = append(ackDelays, (rcv-s)*1000)
+				}
 			}
 		}
 	}
@@ -115,10 +136,9 @@ func parsePerfdhcp(out string) (perfResult, error) {
 		return r, fmt.Errorf("no DISCOVER-OFFER statistics")
 	}
 	r.offersPerSec = float64(r.offers) / benchSeconds
-	r.p99ms = math.Inf(1)
-	if len(delays) > 0 {
-		slices.Sort(delays)
-		r.p99ms = delays[(len(delays)*99)/100]
+	r.p99ms = p99(delays)
+	if r.acks > 0 {
+		r.ackP99ms = p99(ackDelays)
 	}
 	return r, nil
 }
@@ -183,16 +203,20 @@ func benchDnsmasq(b *testing.B, mode Mode) perfResult {
 	return runPerfdhcp(b, perf, mode)
 }
 
-// median takes the median offers/s and, separately, the median p99.
+// median takes the median offers/s and, separately, the median p99s.
 func median(rs []perfResult) perfResult {
 	slices.SortFunc(rs, func(a, b perfResult) int { return a.offers - b.offers })
 	m := rs[len(rs)/2]
-	p := make([]float64, len(rs))
-	for i, r := range rs {
-		p[i] = r.p99ms
+	mid := func(f func(perfResult) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
 	}
-	slices.Sort(p)
-	m.p99ms = p[len(p)/2]
+	m.p99ms = mid(func(r perfResult) float64 { return r.p99ms })
+	m.ackP99ms = mid(func(r perfResult) float64 { return r.ackP99ms })
 	return m
 }
 
@@ -218,6 +242,39 @@ func BenchmarkDHCP(b *testing.B) {
 			b.ReportMetric(ref.p99ms, "dnsmasq-p99-ms")
 			b.ReportMetric(ours.offersPerSec/ref.offersPerSec, "x-vs-dnsmasq")
 			b.ReportMetric(ref.p99ms/ours.p99ms, "p99-x-vs-dnsmasq")
+			if mode == ModeFull {
+				b.ReportMetric(ours.ackP99ms, "ack-p99-ms")
+				b.ReportMetric(ref.ackP99ms, "dnsmasq-ack-p99-ms")
+			}
 		})
+	}
+}
+
+// TestParsePerfdhcp checks the report parser on a trimmed real report.
+func TestParsePerfdhcp(t *testing.T) {
+	out := `***Statistics for: DISCOVER-OFFER***
+sent packets: 4
+received packets: 3
+***Statistics for: REQUEST-ACK***
+sent packets: 3
+received packets: 2
+***Timestamps for packets: DISCOVER-OFFER***
+sent / received: 000001.000000 / 000001.001000
+sent / received: 000001.000000 / 000001.002000
+sent / received: 000001.000000 / 000001.010000
+
+***Timestamps for packets: REQUEST-ACK***
+sent / received: 000002.000000 / 000002.005000
+sent / received: 000002.000000 / 000002.007000
+`
+	r, err := parsePerfdhcp(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.sent != 4 || r.offers != 3 || r.acks != 2 || math.Abs(r.p99ms-10) > 0.01 || math.Abs(r.ackP99ms-7) > 0.01 {
+		t.Fatalf("parsed %+v", r)
+	}
+	if _, err := parsePerfdhcp("garbage"); err == nil {
+		t.Fatal("no error for a report without statistics")
 	}
 }
