@@ -73,7 +73,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case tok.BIOSUUID == "" && tok.MAC == "":
 			return record("token is bound to no BIOS UUID or MAC")
-		case tok.BIOSUUID != "" && api.NormalizeUUID(tok.BIOSUUID) != api.NormalizeUUID(req.BIOSUUID):
+		case tok.BIOSUUID != "" && !api.SameBIOSUUID(tok.BIOSUUID, req.BIOSUUID):
 			return record("BIOS UUID " + req.BIOSUUID + " does not match the token's machine")
 		case tok.MAC != "" && !slices.ContainsFunc(req.MACs, func(m string) bool { return store.NormalizeMAC(m) == tok.MAC }):
 			return record("none of the machine's MACs is the token's MAC " + tok.MAC)

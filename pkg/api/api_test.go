@@ -2,11 +2,18 @@ package api
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDecodeRefusals(t *testing.T) {
@@ -77,6 +84,26 @@ func TestLoadTrust(t *testing.T) {
 	if _, _, err := LoadTrust(dir); err == nil || !strings.Contains(err.Error(), "no PEM") {
 		t.Fatalf("junk CA accepted: %v", err)
 	}
+	if _, err := TrustFiles(TrustConfig{URL: "https://10.77.0.1:8443"}, []byte("junk")); err == nil {
+		t.Fatal("TrustFiles took a junk CA")
+	}
+	// What the builder writes is what the agent reads.
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), IsCA: true, BasicConstraintsValid: true, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	files, err := TrustFiles(TrustConfig{URL: "https://10.77.0.1:8443", ServerName: "appliance"}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := t.TempDir()
+	for p, b := range files {
+		os.MkdirAll(filepath.Join(img, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(img, p), b, 0o644)
+	}
+	c, pool, err := LoadTrust(filepath.Join(img, TrustDir))
+	if err != nil || c.ServerName != "appliance" || pool == nil {
+		t.Fatalf("round trip: %+v %v", c, err)
+	}
 }
 
 func FuzzDecode(f *testing.F) {
@@ -101,4 +128,24 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSameBIOSUUID(t *testing.T) {
+	t.Parallel()
+	vsphere := "421c5b3a-1d2e-4f60-8a9b-0c1d2e3f4a5b"
+	for _, c := range []struct {
+		guest string
+		want  bool
+	}{
+		{vsphere, true},
+		{"{421C5B3A-1D2E-4F60-8A9B-0C1D2E3F4A5B}", true},
+		{"3a5b1c42-2e1d-604f-8a9b-0c1d2e3f4a5b", true}, // first three fields little-endian
+		{"3a5b1c42-2e1d-604f-8a9b-0c1d2e3f4a5c", false},
+		{"", false},
+		{"not-a-uuid", false},
+	} {
+		if got := SameBIOSUUID(vsphere, c.guest); got != c.want {
+			t.Errorf("SameBIOSUUID(%q) = %v, want %v", c.guest, got, c.want)
+		}
+	}
 }

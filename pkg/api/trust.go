@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -75,4 +76,28 @@ func LoadTrust(dir string) (*TrustConfig, *x509.CertPool, error) {
 		return nil, nil, errors.New(caPath + ": no PEM certificate in it")
 	}
 	return &c, pool, nil
+}
+
+// TrustFiles returns what the image builder writes into an image: the
+// absolute path of each trust file and its content. It checks the config
+// and that caPEM holds a certificate.
+func TrustFiles(c TrustConfig, caPEM []byte) (map[string][]byte, error) {
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("appliance trust: %w", err)
+	}
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("appliance trust: the CA is not a PEM certificate")
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		return nil, fmt.Errorf("appliance trust: CA: %w", err)
+	}
+	cfg, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{
+		filepath.Join(TrustDir, TrustConfigFile): append(cfg, '\n'),
+		filepath.Join(TrustDir, TrustCAFile):     caPEM,
+	}, nil
 }

@@ -130,3 +130,32 @@ func (r *Report) Validate() error {
 func NormalizeUUID(s string) string {
 	return strings.ToLower(strings.Trim(strings.TrimSpace(s), "{}"))
 }
+
+// SameBIOSUUID compares two BIOS UUIDs as vSphere and the guest may print
+// them: equal after NormalizeUUID, or equal with the first three fields
+// byte-swapped (SMBIOS stores them little-endian, and older VMware
+// hardware versions and kernels disagree on the order).
+func SameBIOSUUID(a, b string) bool {
+	a, b = NormalizeUUID(a), NormalizeUUID(b)
+	if a == "" || b == "" {
+		return false
+	}
+	return a == b || swapUUID(a) == b
+}
+
+// swapUUID reverses the byte order of the first three fields of a
+// canonical UUID; other strings come back unchanged.
+func swapUUID(u string) string {
+	f := strings.Split(u, "-")
+	if len(f) != 5 || len(f[0]) != 8 || len(f[1]) != 4 || len(f[2]) != 4 {
+		return u
+	}
+	rev := func(h string) string {
+		var b strings.Builder
+		for i := len(h) - 2; i >= 0; i -= 2 {
+			b.WriteString(h[i : i+2])
+		}
+		return b.String()
+	}
+	return rev(f[0]) + "-" + rev(f[1]) + "-" + rev(f[2]) + "-" + f[3] + "-" + f[4]
+}
