@@ -27,7 +27,7 @@ func NewHandler(cfg Config) (*Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{cfg: cfg, m: newMetrics(cfg.Registerer)}
+	h := &Handler{cfg: cfg, m: newMetrics(cfg.Registerer, cfg.Logger)}
 	if cfg.Mode == ModeFull {
 		h.leases, err = newLeases(cfg.Pool, cfg.ServerIP, cfg.LeaseFile, cfg.Now(), cfg.Logger)
 		if err != nil {

@@ -1,6 +1,8 @@
 package dhcp
 
 import (
+	"log/slog"
+
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -13,7 +15,7 @@ type metrics struct {
 	offers *prometheus.CounterVec // by arch and mode
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 	if reg == nil {
 		return nil
 	}
@@ -39,6 +41,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 				case m.offers:
 					m.offers = are.ExistingCollector.(*prometheus.CounterVec)
 				}
+			} else {
+				log.Warn("DHCP metric not exported", "err", err)
 			}
 		}
 	}
