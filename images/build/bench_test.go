@@ -226,6 +226,7 @@ xorriso -as mkisofs -quiet -o ../ref.iso -V SWARMBOOT -isohybrid-mbr %s -c isoli
 		o := ours()
 		ref := timeCmd(b, stage, refScript)
 		b.ReportMetric(o.Seconds()/ref.Seconds(), "x-vs-xorriso")
+		b.ReportMetric(float64(fileSize(b, filepath.Join(dir, "ours.iso")))/float64(fileSize(b, filepath.Join(dir, "ref.iso"))), "size-vs-xorriso")
 		b.Logf("ISO with %s of kernel+initrd: ours %v (%s), mkfs.fat+mtools+xorriso %v (%s) → %.2fx",
 			human(content), o.Round(time.Millisecond), human(fileSize(b, filepath.Join(dir, "ours.iso"))),
 			ref.Round(time.Millisecond), human(fileSize(b, filepath.Join(dir, "ref.iso"))), o.Seconds()/ref.Seconds())
