@@ -289,3 +289,25 @@ func FuzzEnrollBody(f *testing.F) {
 		}
 	})
 }
+
+func TestNewKeepsTheCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := store.Open(store.DefaultPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a, err := New(dir, st, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(dir, st, "127.0.0.1")
+	if err != nil || !bytes.Equal(a.CA.CertPEM, b.CA.CertPEM) {
+		t.Fatalf("second start made another CA (err %v): images baked with the first would stop trusting the appliance", err)
+	}
+	cfg, err := a.TLSConfig()
+	if err != nil || cfg.MinVersion != tls.VersionTLS13 || cfg.ClientAuth != tls.VerifyClientCertIfGiven {
+		t.Fatalf("TLS config: %+v, %v", cfg, err)
+	}
+}

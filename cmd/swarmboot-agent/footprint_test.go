@@ -58,7 +58,7 @@ func runAgentProcess(tb testing.TB, bin string, logs map[string]*lockedBuf) int 
 	m := a.machine(tb, d, "manager-1", "manager", 1)
 	trust := filepath.Join(m.dir, "trust")
 	os.MkdirAll(trust, 0o755)
-	cfg, _ := json.Marshal(api.TrustConfig{URL: a.url})
+	cfg, _ := json.Marshal(api.TrustConfig{URL: a.url, Image: "worker-test-1"})
 	os.WriteFile(filepath.Join(trust, api.TrustConfigFile), cfg, 0o644)
 	os.WriteFile(filepath.Join(trust, api.TrustCAFile), a.caPEM, 0o644)
 	os.WriteFile(filepath.Join(m.dir, "token"), []byte(m.token+"\n"), 0o600)
@@ -95,6 +95,19 @@ func runAgentProcess(tb testing.TB, bin string, logs map[string]*lockedBuf) int 
 	})
 	if got := a.events(tb, mac, "swarm-init"); got != 1 {
 		tb.Fatalf("%d swarm-init events, want 1; agent:\n%s", got, logs["agent"].String())
+	}
+	if !a.seenSince(m.name, time.Now(), 10*time.Second) {
+		tb.Fatal("no heartbeat stored")
+	}
+	var rep []byte
+	a.st.View(func(tx *store.Tx) error {
+		if n, err := tx.Node(m.name); err == nil {
+			rep = n.LastReport
+		}
+		return nil
+	})
+	if !strings.Contains(string(rep), `"image_version":"worker-test-1"`) {
+		tb.Errorf("stored report lacks the image version from appliance.json: %s", rep)
 	}
 	return statusKB(cmd.Process.Pid, "VmHWM")
 }

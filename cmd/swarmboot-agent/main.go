@@ -27,7 +27,7 @@ func main() {
 	data := flag.String("data", "/var/lib/docker", "directory whose disk is reported")
 	tokenFile := flag.String("token-file", filepath.Join(api.TrustDir, "token"), "token file (after guestinfo and the kernel command line)")
 	advertise := flag.String("advertise-addr", "", "swarm advertise address (default: dockerd's choice)")
-	image := flag.String("image-version", os.Getenv("SWARMBOOT_IMAGE"), "image version to report")
+	image := flag.String("image-version", "", "image version to report (default: \"image\" in appliance.json)")
 	uuidFile := flag.String("bios-uuid-file", "/sys/class/dmi/id/product_uuid", "where the BIOS UUID is read")
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "time between heartbeats (± 20 % jitter)")
 	verbose := flag.Bool("v", false, "debug logging")
@@ -46,6 +46,9 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "swarmboot-agent:", err)
 		os.Exit(1)
+	}
+	if *image == "" {
+		*image = cfg.Image
 	}
 	a, err := agent.New(agent.Config{
 		URL: cfg.URL, ServerName: cfg.ServerName, Roots: roots,

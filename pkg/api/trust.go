@@ -26,6 +26,9 @@ const (
 type TrustConfig struct {
 	URL        string `json:"url"`                   // base URL of the agent API, https only
 	ServerName string `json:"server_name,omitempty"` // TLS name to verify; default: the URL's host
+	// Image is the image's version as the builder names it; the agent
+	// reports it with every heartbeat (rotations wait for it).
+	Image string `json:"image,omitempty"`
 }
 
 // Validate checks the URL is https with a host.
@@ -36,6 +39,9 @@ func (c *TrustConfig) Validate() error {
 	}
 	if u.Scheme != "https" || u.Host == "" {
 		return fmt.Errorf("url %q: want https://HOST:PORT", c.URL)
+	}
+	if err := short("image", c.Image); err != nil {
+		return err
 	}
 	return short("server_name", c.ServerName)
 }
