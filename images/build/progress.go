@@ -67,6 +67,10 @@ type countingWriter struct {
 func (c *countingWriter) WriteEntry(h *rootfs.Header, r io.Reader) error {
 	c.entries++
 	c.bytes += h.Size
-	c.p.live("rootfs: %d entries, %s  %s", c.entries, human(c.bytes), h.Name)
+	name := h.Name
+	if len(name) > 40 { // keep the live line on one terminal row
+		name = "…" + name[len(name)-39:]
+	}
+	c.p.live("rootfs: %d entries, %s  %s", c.entries, human(c.bytes), name)
 	return c.w.WriteEntry(h, r)
 }
