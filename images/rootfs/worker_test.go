@@ -47,7 +47,7 @@ func TestAssembleWorkerYML(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.data), &spec); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(spec.Process.Env, " "), "DOCKER_RAMDISK=true") || len(spec.Process.Capabilities.Bounding) < 40 {
+	if env := strings.Join(spec.Process.Env, " "); !strings.Contains(env, "DOCKER_RAMDISK=true") || !strings.Contains(env, "PATH=/usr/local/sbin:") || len(spec.Process.Capabilities.Bounding) < 40 {
 		t.Errorf("docker: env %v caps %d", spec.Process.Env, len(spec.Process.Capabilities.Bounding))
 	}
 	rec.mustType("var/lib/docker", fs.ModeDir)
