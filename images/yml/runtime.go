@@ -112,7 +112,7 @@ func RuntimeConfigIDs(img *Image, label ImageConfigLabel, imgCfg v1.Config, ids 
 	var oci specs.Spec
 	y := &img.ImageConfig
 	fail := func(format string, args ...any) (specs.Spec, Runtime, error) {
-		return specs.Spec{}, Runtime{}, fmt.Errorf("%s (%s, image %s): %s", img.Name, img.Pos, img.Image, fmt.Sprintf(format, args...))
+		return specs.Spec{}, Runtime{}, fmt.Errorf("%s: container %s (image %s): %s", img.Pos, img.Name, img.Image, fmt.Sprintf(format, args...))
 	}
 
 	args := pick(label.Command, y.Command, append(append([]string(nil), imgCfg.Entrypoint...), imgCfg.Cmd...))

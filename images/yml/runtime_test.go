@@ -152,7 +152,7 @@ func TestRuntimeConfigErrors(t *testing.T) {
 	for _, tc := range cases {
 		img := service(t, "  - name: x\n    image: x:1\n    "+tc.body+"\n")
 		_, _, err := RuntimeConfig(img, ImageConfigLabel{}, v1.Config{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "x (svc.yml:2, image x:1): ") {
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "svc.yml:2: container x (image x:1): ") {
 			t.Errorf("%s: err = %v, want %q", tc.body, err, tc.want)
 		}
 	}
