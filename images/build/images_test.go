@@ -3,8 +3,16 @@ package build
 import (
 	"context"
 	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/swarmboot/swarmboot/images/store"
 	"github.com/swarmboot/swarmboot/images/yml"
@@ -33,6 +41,49 @@ func TestCheckImagesMissing(t *testing.T) {
 	for _, want := range []string{"example.org/kernel:1", "example.org/init:2", "swarmboot image import", "--pull"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+}
+
+// TestCheckImagesPull: with pull, missing images come from a registry (an
+// in-memory one on loopback here) and are then in the store.
+func TestCheckImagesPull(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	var refs []string
+	for _, r := range []string{"/k/kernel:1", "/k/init:2"} {
+		img, err := random.Image(256, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag, err := name.NewTag(host + r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(tag, img); err != nil {
+			t.Fatal(err)
+		}
+		refs = append(refs, host+r)
+	}
+	s, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := yml.Parse("w.yml", []byte("kernel:\n  image: "+refs[0]+"\ninit:\n  - "+refs[1]+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckImages(context.Background(), c, s, store.DefaultPlatform, false); err == nil {
+		t.Fatal("images reported present before the pull")
+	}
+	if err := CheckImages(context.Background(), c, s, store.DefaultPlatform, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if _, err := s.Image(r, store.DefaultPlatform); err != nil {
+			t.Errorf("%s not in the store after the pull: %v", r, err)
 		}
 	}
 }
