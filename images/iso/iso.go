@@ -178,7 +178,7 @@ func stage(ws string, opt Options) (map[string]*File, error) {
 		{opt.Isolinux, "isolinux/isolinux.bin"}, {opt.Ldlinux, "isolinux/ldlinux.c32"},
 	}
 	for _, p := range put {
-		if err := linkOrCopy(p.src, filepath.Join(ws, p.dst)); err != nil {
+		if err := copyFile(p.src, filepath.Join(ws, p.dst)); err != nil {
 			return nil, fmt.Errorf("iso: %w", err)
 		}
 	}
@@ -217,13 +217,9 @@ func stage(ws string, opt Options) (map[string]*File, error) {
 	return map[string]*File{"VMLINUZ": kernel, "INITRD.IMG": initrd}, nil
 }
 
-// linkOrCopy hard-links src to dst, or copies it when that fails (another
-// filesystem). A hard link shares the inode: its times change with the
-// staging's Chtimes, which is harmless for build artifacts.
-func linkOrCopy(src, dst string) error {
-	if err := os.Link(src, dst); err == nil {
-		return nil
-	}
+// copyFile copies a boot asset into the staging tree (a copy, not a hard
+// link: staging changes its times).
+func copyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
