@@ -32,8 +32,9 @@ type Options struct {
 
 	// Boot assets; empty means the Debian path (Default*).
 	Isolinux, Isohdpfx, Ldlinux, SystemdBoot string
-	// TempDir holds the staging directory; default: the output's directory
-	// (so kernel and initrd can be hard-linked, not copied).
+	// TempDir holds the staging directory (boot assets and the EFI
+	// partition image, which is as large as kernel + initrd); default: the
+	// output's directory.
 	TempDir string
 }
 
