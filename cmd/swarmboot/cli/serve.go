@@ -37,6 +37,7 @@ type serveFile struct {
 	IPXEDir      string                            `yaml:"ipxe_dir"`
 	EFILoader    string                            `yaml:"efi_loader"`
 	DefaultImage string                            `yaml:"default_image"`
+	IPv6RA       string                            `yaml:"ipv6_ra"`
 	Pool         *poolFile                         `yaml:"pool"`
 	Machines     map[string]bootserve.MachineEntry `yaml:"machines"`
 }
@@ -55,7 +56,7 @@ var serveEnv = map[string]string{
 	"interface": "SWARMBOOT_INTERFACE", "dhcp": "SWARMBOOT_DHCP", "artifacts": "SWARMBOOT_ARTIFACTS",
 	"http-addr": "SWARMBOOT_HTTP_ADDR", "tftp-addr": "SWARMBOOT_TFTP_ADDR", "config": "SWARMBOOT_CONFIG",
 	"server-ip": "SWARMBOOT_SERVER_IP", "http-base": "SWARMBOOT_HTTP_BASE", "ipxe-dir": "SWARMBOOT_IPXE_DIR",
-	"default-image": "SWARMBOOT_DEFAULT_IMAGE",
+	"default-image": "SWARMBOOT_DEFAULT_IMAGE", "ipv6-ra": "SWARMBOOT_IPV6_RA",
 }
 
 func newServeCmd(g *Globals) *cobra.Command {
@@ -79,7 +80,9 @@ DHCP modes:
 
 BIOS clients get undionly.kpxe, UEFI clients ipxe.efi (from Debian's ipxe
 package, or --ipxe-dir) over TFTP; iPXE then fetches its script from
-/boot/<mac>.ipxe. Every step lands on the machine's timeline: see
+/boot/<mac>.ipxe. With --ipv6-ra (default in full mode) serve sends minimal
+IPv6 router advertisements (no prefix, lifetime 0) so that iPXE does not
+wait ~13 s for one. Every step lands on the machine's timeline: see
 "swarmboot machines" and "swarmboot events MAC". Prometheus metrics are at
 /metrics on the HTTP address.
 
@@ -134,6 +137,7 @@ A config file:
 	fl.StringVar(&f.TFTPAddr, "tftp-addr", ":69", "TFTP listen address")
 	fl.StringVar(&f.IPXEDir, "ipxe-dir", "", "directory with undionly.kpxe and ipxe.efi (default: Debian's /usr/lib/ipxe)")
 	fl.StringVar(&f.DefaultImage, "default-image", "", "image for machines without an entry (default: the only image in --artifacts)")
+	fl.StringVar(&f.IPv6RA, "ipv6-ra", "auto", "send minimal IPv6 router advertisements so iPXE skips its ~13 s IPv6 wait: auto (on with --dhcp full), on, off")
 	return cmd
 }
 
@@ -141,7 +145,7 @@ A config file:
 func (f *serveFile) fields() map[string]*string {
 	return map[string]*string{"interface": &f.Interface, "server-ip": &f.ServerIP, "dhcp": &f.DHCP,
 		"artifacts": &f.Artifacts, "http-addr": &f.HTTPAddr, "http-base": &f.HTTPBase, "tftp-addr": &f.TFTPAddr,
-		"ipxe-dir": &f.IPXEDir, "default-image": &f.DefaultImage}
+		"ipxe-dir": &f.IPXEDir, "default-image": &f.DefaultImage, "ipv6-ra": &f.IPv6RA}
 }
 
 // applyServeConfig layers flag defaults < config file < environment < flags
@@ -194,6 +198,15 @@ func (f *serveFile) config(g *Globals) (bootserve.Config, error) {
 		StateDir: filepath.Join(g.DataDir, "bootserve"),
 		Booter:   &bootserve.DirBooter{Dir: f.Artifacts, Default: f.DefaultImage, Machines: machines},
 		Log:      g.Log,
+	}
+	switch f.IPv6RA {
+	case "", "auto":
+		cfg.RouterAdverts = mode == dhcp.ModeFull
+	case "on":
+		cfg.RouterAdverts = true
+	case "off":
+	default:
+		return cfg, fmt.Errorf("--ipv6-ra %q: want auto, on or off", f.IPv6RA)
 	}
 	if f.ServerIP != "" {
 		if cfg.ServerIP = net.ParseIP(f.ServerIP).To4(); cfg.ServerIP == nil {

@@ -51,6 +51,9 @@ machines:
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !c.RouterAdverts {
+		t.Error("--ipv6-ra auto with --dhcp full did not turn router advertisements on")
+	}
 	if c.Pool == nil || c.Pool.LeaseTime != time.Hour || !c.Pool.Start.Equal(net.IPv4(10, 77, 0, 100)) {
 		t.Errorf("pool = %+v", c.Pool)
 	}
@@ -61,6 +64,11 @@ machines:
 	if err := applyServeConfig(cmd.Flags(), cfg, &f); err == nil || !strings.Contains(err.Error(), "boot.yml") {
 		t.Errorf("unknown key: %v", err)
 	}
+	f.IPv6RA = "maybe"
+	if _, err := f.config(&Globals{DataDir: dir}); err == nil {
+		t.Error("bad --ipv6-ra accepted")
+	}
+	f.IPv6RA = "off"
 	f.DHCP = "sometimes"
 	if _, err := f.config(&Globals{DataDir: dir}); err == nil {
 		t.Error("bad --dhcp accepted")
