@@ -13,7 +13,7 @@ import (
 // looking at the store again. Every change made through the Server
 // (enroll, renew, Revoke) drops the cache entry at once; the TTL only
 // covers changes made to the store behind its back.
-const authTTL = 30 * time.Second
+const authTTL = 5 * time.Minute
 
 type authEntry struct {
 	node   *store.Node // identity fields only (name, VM, MACs, role, serial)
@@ -51,13 +51,12 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *store.Node))
 func (s *Server) identify(fp, serial string) (*store.Node, string, error) {
 	key := fp + "/" + serial
 	now := time.Now()
-	s.authMu.Lock()
-	e, ok := s.auth[key]
-	s.authMu.Unlock()
-	if ok && now.Before(e.expiry) {
+	if v, ok := s.auth.Load(key); ok && now.Before(v.(authEntry).expiry) {
+		e := v.(authEntry)
 		return e.node, e.why, nil
 	}
-	e = authEntry{expiry: now.Add(authTTL)}
+	gen := s.authGen.Load()
+	e := authEntry{expiry: now.Add(authTTL)}
 	err := s.Store.View(func(tx *store.Tx) error {
 		revoked, err := tx.CertRevoked(serial)
 		if err != nil {
@@ -82,24 +81,28 @@ func (s *Server) identify(fp, serial string) (*store.Node, string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s.authMu.Lock()
-	if len(s.auth) > 100000 { // bound: drop everything rather than grow
-		clear(s.auth)
+	if s.authN.Add(1) > 100000 { // bound: drop everything rather than grow
+		s.auth.Clear()
+		s.authN.Store(0)
 	}
-	s.auth[key] = e
-	s.authMu.Unlock()
+	s.auth.Store(key, e)
+	if s.authGen.Load() != gen {
+		// A node changed while we read the store: do not keep what may
+		// be stale (the answer itself was right when read).
+		s.auth.Delete(key)
+	}
 	return e.node, e.why, nil
 }
 
 // forgetNode drops every cached identity of the node named name.
 func (s *Server) forgetNode(name string) {
-	s.authMu.Lock()
-	defer s.authMu.Unlock()
-	for k, e := range s.auth {
-		if e.node != nil && e.node.Name == name {
-			delete(s.auth, k)
+	s.authGen.Add(1)
+	s.auth.Range(func(k, v any) bool {
+		if e := v.(authEntry); e.node != nil && e.node.Name == name {
+			s.auth.Delete(k)
 		}
-	}
+		return true
+	})
 }
 
 // Revoke revokes the node named name: its certificate stops working at

@@ -2,6 +2,7 @@ package enroll
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
@@ -11,58 +12,91 @@ import (
 // FlushEvery one transaction (one fsync) writes each node's latest report
 // and its timeline events. A crash loses at most that much of heartbeats,
 // which the next heartbeat repeats; the agent never waits for the disk.
+//
+// Each node's state has its own lock (one agent per node: no contention);
+// there is no lock every request takes.
 
-// latestReport is a node's latest heartbeat as the appliance holds it.
-type latestReport struct {
+// nodeState is a node's latest heartbeat as the appliance holds it.
+type nodeState struct {
+	mu     sync.Mutex
+	has    bool
 	raw    []byte
 	nodeID string
 	seen   time.Time // when nodeID was first reported
 	at     time.Time
 	dirty  bool // not yet in the store
 	events []store.Event
+	// the last "report" timeline event: summary and time
+	evSummary string
+	evAt      time.Time
+}
+
+func (s *Server) nodeState(name string) *nodeState {
+	if v, ok := s.nodes.Load(name); ok {
+		return v.(*nodeState)
+	}
+	v, _ := s.nodes.LoadOrStore(name, &nodeState{})
+	return v.(*nodeState)
+}
+
+// reportEvent says whether a report with this summary gets a timeline
+// event now (it changed, or the last one is older than ReportEvent).
+func (s *Server) reportEvent(name, summary string, now time.Time) bool {
+	st := s.nodeState(name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.evSummary == summary && now.Sub(st.evAt) < s.ReportEvent {
+		return false
+	}
+	st.evSummary, st.evAt = summary, now
+	return true
 }
 
 // queueReport records a node's heartbeat in memory.
 func (s *Server) queueReport(name string, raw []byte, nodeID string, at time.Time, events []store.Event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, ok := s.latest[name]
-	if !ok {
-		l = &latestReport{}
-		s.latest[name] = l
+	st := s.nodeState(name)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.has || st.nodeID != nodeID {
+		st.seen = at
 	}
-	if !ok || l.nodeID != nodeID {
-		l.seen = at
-	}
-	l.raw, l.nodeID, l.at, l.dirty = raw, nodeID, at, true
-	l.events = append(l.events, events...)
+	st.has, st.raw, st.nodeID, st.at, st.dirty = true, raw, nodeID, at, true
+	st.events = append(st.events, events...)
 }
 
 // latestFor returns the node's latest heartbeat held in memory.
 func (s *Server) latestFor(name string) (raw []byte, nodeID string, seen time.Time, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if l, found := s.latest[name]; found {
-		return l.raw, l.nodeID, l.seen, true
+	v, found := s.nodes.Load(name)
+	if !found {
+		return nil, "", time.Time{}, false
 	}
-	return nil, "", time.Time{}, false
+	st := v.(*nodeState)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.raw, st.nodeID, st.seen, st.has
 }
 
 // flush commits every heartbeat not yet stored in one transaction.
 func (s *Server) flush() error {
 	type item struct {
-		name string
-		l    latestReport
+		name   string
+		raw    []byte
+		nodeID string
+		seen   time.Time
+		at     time.Time
+		events []store.Event
 	}
 	var batch []item
-	s.mu.Lock()
-	for name, l := range s.latest {
-		if l.dirty {
-			batch = append(batch, item{name, *l})
-			l.dirty, l.events = false, nil
+	s.nodes.Range(func(k, v any) bool {
+		st := v.(*nodeState)
+		st.mu.Lock()
+		if st.dirty {
+			batch = append(batch, item{k.(string), st.raw, st.nodeID, st.seen, st.at, st.events})
+			st.dirty, st.events = false, nil
 		}
-	}
-	s.mu.Unlock()
+		st.mu.Unlock()
+		return true
+	})
 	if len(batch) == 0 {
 		return nil
 	}
@@ -72,14 +106,14 @@ func (s *Server) flush() error {
 			if err != nil {
 				continue // gone meanwhile
 			}
-			n.LastSeen, n.LastReport = it.l.at, it.l.raw
-			if it.l.nodeID != n.SwarmNodeID {
-				n.SwarmNodeID, n.SwarmNodeSeen = it.l.nodeID, it.l.seen
+			n.LastSeen, n.LastReport = it.at, it.raw
+			if it.nodeID != n.SwarmNodeID {
+				n.SwarmNodeID, n.SwarmNodeSeen = it.nodeID, it.seen
 			}
 			if err := tx.PutNode(*n); err != nil {
 				return err
 			}
-			for _, e := range it.l.events {
+			for _, e := range it.events {
 				if err := tx.AppendEvent(e); err != nil {
 					return err
 				}
@@ -90,14 +124,13 @@ func (s *Server) flush() error {
 	if err != nil {
 		// Mark them dirty again (keeping newer reports); the next flush
 		// retries.
-		s.mu.Lock()
 		for _, it := range batch {
-			if l, ok := s.latest[it.name]; ok {
-				l.dirty = true
-				l.events = append(it.l.events, l.events...)
-			}
+			st := s.nodeState(it.name)
+			st.mu.Lock()
+			st.dirty = true
+			st.events = append(it.events, st.events...)
+			st.mu.Unlock()
 		}
-		s.mu.Unlock()
 	}
 	return err
 }

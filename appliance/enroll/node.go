@@ -71,13 +71,7 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 		return
 	}
 	sum := summary(&rep)
-	s.mu.Lock()
-	mark := s.lastEvt[n.Name]
-	event := mark.summary != sum || now.Sub(mark.at) >= s.ReportEvent
-	if event {
-		s.lastEvt[n.Name] = reportMark{summary: sum, at: now}
-	}
-	s.mu.Unlock()
+	event := s.reportEvent(n.Name, sum, now)
 	var events []store.Event
 	if event {
 		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum})

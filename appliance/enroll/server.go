@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
@@ -63,16 +64,10 @@ type Server struct {
 
 	pushed   swarm.Pushed
 	initOnce sync.Once
-	mu       sync.Mutex
-	lastEvt  map[string]reportMark
-	latest   map[string]*latestReport
-	authMu   sync.Mutex
-	auth     map[string]authEntry
-}
-
-type reportMark struct {
-	summary string
-	at      time.Time
+	nodes    sync.Map // node name → *nodeState (flush.go)
+	auth     sync.Map // key fingerprint/serial → authEntry (auth.go)
+	authN    atomic.Int64
+	authGen  atomic.Int64 // bumped by every forgetNode
 }
 
 func (s *Server) init() {
@@ -89,12 +84,9 @@ func (s *Server) init() {
 		if s.MemberGrace == 0 {
 			s.MemberGrace = 10 * time.Second
 		}
-		s.lastEvt = map[string]reportMark{}
 		if s.FlushEvery == 0 {
 			s.FlushEvery = time.Second
 		}
-		s.latest = map[string]*latestReport{}
-		s.auth = map[string]authEntry{}
 	})
 }
 
