@@ -103,6 +103,7 @@ func forEachEntry(ctx context.Context, l v1.Layer, fn func(ord int, th *tar.Head
 	if err != nil {
 		return err
 	}
+	rc = newReadAhead(rc)
 	defer rc.Close()
 	tr := tar.NewReader(rc)
 	for ord := 0; ; ord++ {
@@ -127,4 +128,70 @@ func forEachEntry(ctx context.Context, l v1.Layer, fn func(ord int, th *tar.Head
 			return err
 		}
 	}
+}
+
+// readAhead inflates in its own goroutine, up to 16 blocks of 256 KiB ahead
+// of the reader, so inflating overlaps with tar parsing and the Writer.
+type readAhead struct {
+	src    io.ReadCloser
+	blocks chan []byte
+	errc   chan error
+	done   chan struct{}
+	cur    []byte
+	err    error
+}
+
+func newReadAhead(src io.ReadCloser) *readAhead {
+	ra := &readAhead{src: src, blocks: make(chan []byte, 16), errc: make(chan error, 1), done: make(chan struct{})}
+	go func() {
+		defer close(ra.blocks)
+		for {
+			buf := make([]byte, 256<<10)
+			n, err := io.ReadFull(src, buf)
+			if n > 0 {
+				select {
+				case ra.blocks <- buf[:n]:
+				case <-ra.done:
+					return
+				}
+			}
+			if err == io.EOF || err == io.ErrUnexpectedEOF {
+				return
+			}
+			if err != nil {
+				ra.errc <- err
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.cur) == 0 {
+		if ra.err != nil {
+			return 0, ra.err
+		}
+		b, ok := <-ra.blocks
+		if !ok {
+			select {
+			case ra.err = <-ra.errc:
+			default:
+				ra.err = io.EOF
+			}
+			continue
+		}
+		ra.cur = b
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the goroutine and closes the source.
+func (ra *readAhead) Close() error {
+	close(ra.done)
+	for range ra.blocks { // let the goroutine finish
+	}
+	return ra.src.Close()
 }
