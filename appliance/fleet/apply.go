@@ -78,13 +78,25 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 		sort.Strings(res.Deleted)
 		return res, err
 	}
+	// A killed run's creates may have landed after our plan: look once
+	// more, right before creating, and adopt what we own.
+	now := map[string]*vsphere.VM{}
+	if p.Count(Create) > 0 {
+		vms, err := f.VS.List(ctx, folder)
+		if err != nil {
+			return res, err
+		}
+		for i := range vms {
+			now[vms[i].Name] = &vms[i]
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.parallel())
 	for _, c := range p.Changes {
 		switch c.Action {
 		case Create:
 			g.Go(func() error {
-				if err := f.createOne(gctx, p, folder, c); err != nil {
+				if err := f.createOne(gctx, p, folder, c, now[c.Name]); err != nil {
 					return err
 				}
 				add(&res.Created, c.Name)
@@ -139,7 +151,7 @@ func newToken() string {
 // createOne makes one VM. The token's hash is stored, bound to the BIOS
 // UUID we choose, before the VM exists, so a VM a killed run created is
 // always enrollable; tokens that never reached a VM are removed by sync.
-func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change) error {
+func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change, vm *vsphere.VM) error {
 	g := c.Group
 	log := f.log().With("vm", c.Name)
 	token := newToken()
@@ -149,17 +161,15 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 	if g.Boot == "iso" {
 		spec.Image = c.Image
 	}
-	// A killed run's create may have landed after our plan: adopt it if it
-	// is ours (vCenter would refuse a second VM of that name in the folder
-	// anyway; the simulator would not).
-	vm, err := f.VS.Child(ctx, folder, c.Name)
+	// vm is what Apply found under this name just before creating: a VM a
+	// killed run created is adopted (vCenter would also refuse a second VM
+	// of that name in the folder; the simulator would not).
+	var err error
 	switch {
-	case err != nil:
-		return err
 	case vm != nil && !vm.Managed:
 		return fmt.Errorf("vm %s: appeared in %s meanwhile but was not created by swarmboot: rename or remove it", c.Name, folder.InventoryPath)
 	case vm != nil:
-		vm, err = f.adopt(ctx, folder, c.Name, nil)
+		vm, err = f.adoptVM(ctx, vm)
 	default:
 		if err := f.storeToken(c.Name, token, spec.BIOSUUID); err != nil {
 			return err
@@ -194,7 +204,7 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 
 // storeToken records the hash of token for the VM name will get.
 func (f *Fleet) storeToken(name, token, biosUUID string) error {
-	err := f.Store.Update(func(tx *store.Tx) error {
+	err := f.Store.Batch(func(tx *store.Tx) error {
 		return tx.PutToken(store.Token{Hash: store.HashToken(token), VM: name, BIOSUUID: biosUUID, Expires: f.now().Add(f.ttl())})
 	})
 	if err != nil {
@@ -211,16 +221,7 @@ func (f *Fleet) adopt(ctx context.Context, folder *object.Folder, name string, c
 	}
 	for i := range vms {
 		if vms[i].Name == name && vms[i].Managed {
-			f.log().Info("adopting a VM an earlier, interrupted apply created", "vm", name)
-			if vms[i].BootFirst == "" {
-				g := f.Site.Group(vms[i].Group)
-				if g != nil {
-					if err := f.VS.SetBootOrder(ctx, &vms[i], g.Boot); err != nil {
-						return nil, err
-					}
-				}
-			}
-			return &vms[i], nil
+			return f.adoptVM(ctx, &vms[i])
 		}
 	}
 	if cause == nil {
@@ -229,9 +230,24 @@ func (f *Fleet) adopt(ctx context.Context, folder *object.Folder, name string, c
 	return nil, cause
 }
 
+// adoptVM takes over a VM an interrupted run created, fixing its boot order.
+func (f *Fleet) adoptVM(ctx context.Context, listed *vsphere.VM) (*vsphere.VM, error) {
+	f.log().Info("adopting a VM an earlier, interrupted apply created", "vm", listed.Name)
+	vm, err := f.VS.Get(ctx, listed.Ref) // with its devices and MAC
+	if err != nil {
+		return nil, err
+	}
+	if g := f.Site.Group(vm.Group); g != nil && vm.BootFirst == "" {
+		if err := f.VS.SetBootOrder(ctx, vm, g.Boot); err != nil {
+			return nil, err
+		}
+	}
+	return vm, nil
+}
+
 // record writes (or refreshes) the store record of vm.
 func (f *Fleet) record(vm *vsphere.VM, kind, detail string) error {
-	return f.Store.Update(func(tx *store.Tx) error {
+	return f.Store.Batch(func(tx *store.Tx) error {
 		old, err := tx.VM(vm.Name)
 		created := f.now()
 		if err == nil && old.BIOSUUID == vm.BIOSUUID {
@@ -279,13 +295,17 @@ func (f *Fleet) destroyOne(ctx context.Context, vm *vsphere.VM) error {
 		return err
 	}
 	err := f.Store.Update(func(tx *store.Tx) error {
+		mac := vm.MAC
+		if r, err := tx.VM(vm.Name); err == nil && mac == "" {
+			mac = r.MAC
+		}
 		if err := tx.DeleteVM(vm.Name); err != nil {
 			return err
 		}
 		if err := tx.DeleteTokensForVM(vm.Name); err != nil {
 			return err
 		}
-		return tx.AppendEvent(store.Event{Time: f.now(), MAC: vm.MAC, VM: vm.Name, Kind: "vm-destroyed"})
+		return tx.AppendEvent(store.Event{Time: f.now(), MAC: mac, VM: vm.Name, Kind: "vm-destroyed"})
 	})
 	if err != nil {
 		return fmt.Errorf("vm %s: store: %w", vm.Name, err)
@@ -313,14 +333,34 @@ func (f *Fleet) sync(ctx context.Context, pl *vsphere.Placement) error {
 			owned[vms[i].Name] = &vms[i]
 		}
 	}
+	// VMs without a matching record (an interrupted run's) are read in full
+	// for their MAC.
+	var stale []*vsphere.VM
+	err = f.Store.View(func(tx *store.Tx) error {
+		for _, vm := range owned {
+			if r, err := tx.VM(vm.Name); err != nil || r.BIOSUUID != vm.BIOSUUID || r.MoRef != vm.Ref.Value || r.MAC == "" {
+				stale = append(stale, vm)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, vm := range stale {
+		full, err := f.VS.Get(ctx, vm.Ref)
+		if err != nil {
+			return err
+		}
+		stale[i] = full
+	}
 	return f.Store.Update(func(tx *store.Tx) error {
 		recs, err := tx.VMs()
 		if err != nil {
 			return err
 		}
 		for _, r := range recs {
-			vm := owned[r.Name]
-			if vm == nil && f.inSite(r.Group) {
+			if owned[r.Name] == nil && f.inSite(r.Group) {
 				if err := tx.DeleteVM(r.Name); err != nil {
 					return err
 				}
@@ -329,18 +369,17 @@ func (f *Fleet) sync(ctx context.Context, pl *vsphere.Placement) error {
 				}
 			}
 		}
-		for _, vm := range owned {
-			r, err := tx.VM(vm.Name)
-			if err != nil || r.MAC != store.NormalizeMAC(vm.MAC) || r.BIOSUUID != vm.BIOSUUID || r.MoRef != vm.Ref.Value {
-				created := f.now()
-				if err == nil && r.BIOSUUID == vm.BIOSUUID {
-					created = r.Created
-				}
-				if err := tx.PutVM(store.VM{Name: vm.Name, Group: vm.Group, Role: vm.Role, Image: vm.Image, MAC: vm.MAC,
-					BIOSUUID: vm.BIOSUUID, InstanceUUID: vm.InstanceUUID, MoRef: vm.Ref.Value, Created: created}); err != nil {
-					return err
-				}
+		for _, vm := range stale {
+			created := f.now()
+			if r, err := tx.VM(vm.Name); err == nil && r.BIOSUUID == vm.BIOSUUID {
+				created = r.Created
 			}
+			if err := tx.PutVM(store.VM{Name: vm.Name, Group: vm.Group, Role: vm.Role, Image: vm.Image, MAC: vm.MAC,
+				BIOSUUID: vm.BIOSUUID, InstanceUUID: vm.InstanceUUID, MoRef: vm.Ref.Value, Created: created}); err != nil {
+				return err
+			}
+		}
+		for _, vm := range owned {
 			toks, err := tx.TokensForVM(vm.Name)
 			if err != nil {
 				return err

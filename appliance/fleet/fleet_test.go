@@ -36,7 +36,11 @@ func TestPlanApplyDestroyRoundTrip(t *testing.T) {
 		t.Fatalf("apply result %+v", r)
 	}
 	e.checkConverged(t)
-	for _, vm := range e.vms(t) {
+	for _, listed := range e.vms(t) {
+		vm, err := e.vs.Get(ctx, listed.Ref)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if vm.Name == "tf-sw-m1" && vm.ISO != r.Pushed[0] {
 			t.Errorf("manager CD-ROM %q, want the pushed %s", vm.ISO, r.Pushed[0])
 		}

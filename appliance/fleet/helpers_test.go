@@ -160,7 +160,10 @@ func (e *env) checkConverged(t *testing.T) {
 	vms := e.vms(t)
 	seen := map[string]bool{}
 	for i := range vms {
-		vm := &vms[i]
+		vm, err := e.vs.Get(context.Background(), vms[i].Ref) // with MAC and CD-ROM
+		if err != nil {
+			t.Fatal(err)
+		}
 		if seen[vm.Name] {
 			t.Errorf("duplicate VM %s", vm.Name)
 		}

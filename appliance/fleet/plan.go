@@ -160,7 +160,7 @@ func (p *Plan) compare(g *site.Group, n int, vm *vsphere.VM, img string) {
 	if g.Boot == "iso" {
 		wantFirst = "cdrom"
 	}
-	if vm.BootFirst != wantFirst && (g.Boot == "pxe" || vm.ISO != "") {
+	if vm.BootFirst != wantFirst && vm.Boot == g.Boot {
 		inPlace = append(inPlace, fmt.Sprintf("boot order %s first → %s first", orNone(vm.BootFirst), wantFirst))
 	}
 	if vm.Firmware != g.Firmware {
@@ -170,12 +170,10 @@ func (p *Plan) compare(g *site.Group, n int, vm *vsphere.VM, img string) {
 		replace = append(replace, fmt.Sprintf("disk %d → %d GiB", vm.DiskGiB, g.DiskGiB))
 	}
 	switch {
-	case g.Boot == "iso" && vm.ISO == "":
-		replace = append(replace, "boot pxe → iso")
-	case g.Boot == "pxe" && vm.ISO != "":
-		replace = append(replace, "boot iso → pxe")
-	case g.Boot == "iso" && vm.ISO != img:
-		replace = append(replace, fmt.Sprintf("image %s → %s", vm.ISO, img))
+	case vm.Boot != g.Boot:
+		replace = append(replace, fmt.Sprintf("boot %s → %s", orNone(vm.Boot), g.Boot))
+	case g.Boot == "iso" && vm.Image != img:
+		replace = append(replace, fmt.Sprintf("image %s → %s", vm.Image, img))
 	}
 	if vm.Role != "" && vm.Role != g.Role {
 		replace = append(replace, fmt.Sprintf("role %s → %s", vm.Role, g.Role))

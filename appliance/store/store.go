@@ -107,6 +107,13 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	return s.db.Update(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
 }
 
+// Batch is Update for many concurrent callers: their functions share one
+// transaction (one disk sync). fn may run more than once, so it must be
+// idempotent; it still commits before Batch returns.
+func (s *Store) Batch(fn func(*Tx) error) error {
+	return s.db.Batch(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })
+}
+
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
 	return s.db.View(func(btx *bolt.Tx) error { return fn(&Tx{btx: btx}) })

@@ -64,6 +64,9 @@ func Connect(ctx context.Context, v site.VCenter, log *slog.Logger) (*Client, er
 		log.Warn("INSECURE: TLS certificate of vCenter is NOT verified (insecure: true in the site file); anyone on the path can read the vCenter password. Pin vcenter.thumbprint instead.", "vcenter", u.Host)
 	}
 	sc := soap.NewClient(u, v.Insecure)
+	// Keep a connection per concurrent VM operation: the default of 2 idle
+	// connections per host makes parallel applies re-handshake TLS.
+	sc.DefaultTransport().MaxIdleConnsPerHost = 32
 	if v.Thumbprint != "" {
 		sc.SetThumbprint(u.Host, strings.ToUpper(v.Thumbprint))
 	}

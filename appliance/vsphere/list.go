@@ -10,7 +10,8 @@ import (
 )
 
 // List returns every VM below folder (recursively), sorted by name, with
-// Managed set on those carrying swarmboot's marker. A nil folder (not
+// Managed set on those carrying swarmboot's marker. It reads no device
+// lists (see VM); Get a VM for its MAC and CD-ROM. A nil folder (not
 // created yet) has no VMs.
 func (c *Client) List(ctx context.Context, folder *object.Folder) ([]VM, error) {
 	if folder == nil {
@@ -23,7 +24,7 @@ func (c *Client) List(ctx context.Context, folder *object.Folder) ([]VM, error) 
 	}
 	defer v.Destroy(context.WithoutCancel(ctx))
 	var mos []mo.VirtualMachine
-	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, vmProps, &mos); err != nil {
+	if err := v.Retrieve(ctx, []string{"VirtualMachine"}, listProps, &mos); err != nil {
 		return nil, Explain(err, "list VMs in", "folder "+folder.InventoryPath)
 	}
 	out := make([]VM, 0, len(mos))

@@ -18,6 +18,8 @@ const (
 	KeyIndex   = "swarmboot.index"
 	KeyRole    = "swarmboot.role"
 	KeyImage   = "swarmboot.image"
+	KeyBoot    = "swarmboot.boot"            // iso | pxe
+	KeyDisk    = "swarmboot.disk"            // GiB the disk was created with
 	KeyToken   = "guestinfo.swarmboot.token" // one-time enrollment token; read by the agent
 )
 
@@ -34,12 +36,16 @@ type VMSpec struct {
 	BIOSUUID, InstanceUUID   string // chosen by the caller so records can precede the VM
 }
 
-// VM is a VM as observed in vCenter.
+// VM is a VM as observed in vCenter. List fills what plan needs without
+// reading device lists (which dominate the cost of listing many VMs): MAC
+// and ISO are then empty and DiskGiB comes from the swarmboot.disk marker;
+// Get fills everything.
 type VM struct {
 	Ref                    types.ManagedObjectReference
 	Name                   string
 	Managed                bool // carries the swarmboot.managed marker
 	Group, Role, Image     string
+	Boot                   string // iso | pxe, from the swarmboot.boot marker
 	Index                  int
 	CPUs, MemoryMiB        int
 	DiskGiB                int
@@ -127,6 +133,8 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 			&types.OptionValue{Key: KeyIndex, Value: strconv.Itoa(s.Index)},
 			&types.OptionValue{Key: KeyRole, Value: s.Role},
 			&types.OptionValue{Key: KeyImage, Value: s.Image},
+			&types.OptionValue{Key: KeyBoot, Value: s.Boot},
+			&types.OptionValue{Key: KeyDisk, Value: strconv.Itoa(s.DiskGiB)},
 			&types.OptionValue{Key: KeyToken, Value: s.Token},
 		},
 	}
@@ -181,10 +189,13 @@ func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 	return nil
 }
 
-// vmProps are the properties List and Get read.
-var vmProps = []string{"name", "config.extraConfig", "config.hardware.numCPU", "config.hardware.memoryMB",
-	"config.hardware.device", "config.uuid", "config.instanceUuid", "config.firmware", "config.bootOptions",
-	"runtime.powerState", "guest.ipAddress"}
+// listProps are the properties List reads; vmProps adds the devices for Get.
+var (
+	listProps = []string{"name", "config.extraConfig", "config.hardware.numCPU", "config.hardware.memoryMB",
+		"config.uuid", "config.instanceUuid", "config.firmware", "config.bootOptions",
+		"runtime.powerState", "guest.ipAddress"}
+	vmProps = append([]string{"config.hardware.device"}, listProps...)
+)
 
 // Get reads one VM.
 func (c *Client) Get(ctx context.Context, ref types.ManagedObjectReference) (*VM, error) {
@@ -220,6 +231,10 @@ func fromMO(m *mo.VirtualMachine) VM {
 			vm.Role = v
 		case KeyImage:
 			vm.Image = v
+		case KeyBoot:
+			vm.Boot = v
+		case KeyDisk:
+			vm.DiskGiB, _ = strconv.Atoi(v)
 		}
 	}
 	devices := object.VirtualDeviceList(m.Config.Hardware.Device)
@@ -231,7 +246,7 @@ func fromMO(m *mo.VirtualMachine) VM {
 				vm.MAC = d.GetVirtualEthernetCard().MacAddress
 			}
 		case *types.VirtualDisk:
-			if vm.DiskGiB == 0 {
+			if first := devices.SelectByType((*types.VirtualDisk)(nil)); first[0] == d {
 				vm.DiskGiB = int(d.CapacityInKB / 1024 / 1024)
 			}
 		case *types.VirtualCdrom:
