@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pin/tftp/v3"
 
@@ -131,6 +132,13 @@ func TestServerLoopback(t *testing.T) {
 	var sb strings.Builder
 	if _, err := wt.WriteTo(&sb); err != nil || sb.String() != "BIOS-LOADER" {
 		t.Fatalf("tftp undionly.kpxe = %q, %v", sb.String(), err)
+	}
+	// The server counts a transfer when the last ACK arrives, just after
+	// the client returns.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if ev := tl.Events(nil); len(ev) > 0 && ev[0].Kind == timeline.TFTP {
+			break
+		}
 	}
 	base := "http://" + s.HTTPAddr().String()
 	mac := "52:54:00:00:00:42"
