@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -113,6 +115,7 @@ func (l *lab) add(log *lockedBuf, setup ...func(d *dockerd)) *dockerd {
 	d := &dockerd{t: l.t, ns: ns, dir: dir, IP: ip, Host: "unix://" + filepath.Join(dir, "docker.sock"), log: log}
 	l.t.Cleanup(func() {
 		d.stop()
+		unmountUnder(dir)
 		ns.Close()
 		os.RemoveAll(dir)
 	})
@@ -178,4 +181,25 @@ func (d *dockerd) docker(args ...string) (string, error) {
 	cmd.Env = append(os.Environ(), "DOCKER_API_VERSION=1.41")
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// unmountUnder detaches what a stopped dockerd may leave mounted below dir
+// (swarm sandboxes bind their network namespaces under the exec root),
+// deepest first, so the directory and the namespaces can go.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			points = append(points, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(points)))
+	for _, p := range points {
+		syscall.Unmount(p, syscall.MNT_DETACH)
+	}
 }
