@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/moby/moby/client"
+
+	"github.com/swarmboot/swarmboot/appliance/enroll"
 )
 
 // TestExistingSwarm is the seed's case: a manager exists (swarm init by
@@ -88,6 +90,23 @@ func TestExistingSwarm(t *testing.T) {
 		_, old := n[id]
 		return !old && countReady(n, "worker") == 1
 	})
+
+	// The operator revokes the node: its certificate stops working, the
+	// agent says so and waits for a token; a fresh token enrolls it again.
+	if err := a.srv.Revoke(m.name); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the agent notices the revocation", func() bool {
+		return strings.Contains(logs["console"].String(), "refuses this node's certificate")
+	})
+	fresh, err := enroll.NewToken(a.st, enroll.TokenFor{VM: m.name}, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, fresh)
+	os.WriteFile(filepath.Join(m.dir, "cmdline"), []byte("swarmboot.token="+fresh+"\n"), 0o644)
+	waitFor(t, "re-enrollment with the fresh token", func() bool { return a.events(t, m.mac, "enroll") == 2 })
+	waitFor(t, "heartbeats with the new certificate", func() bool { return a.seenSince(m.name, time.Now(), 5*time.Second) })
 	stop()
 	if !strings.Contains(logs["console"].String(), "leave-rejoin done") {
 		t.Errorf("console does not show the leave-rejoin:\n%s", logs["console"].String())

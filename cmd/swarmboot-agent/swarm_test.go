@@ -236,3 +236,15 @@ func (a *appliance) seenSince(name string, t time.Time, limit time.Duration) boo
 	}
 	return false
 }
+
+// waitFor polls cond for up to 60 s.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 60 s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
