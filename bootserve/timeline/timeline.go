@@ -63,12 +63,20 @@ var Discard Recorder = RecorderFunc(func(Event) {})
 // Log.PerMachine is zero.
 const DefaultPerMachine = 256
 
+// DefaultMaxMachines is how many machines a Log keeps when
+// Log.MaxMachines is zero.
+const DefaultMaxMachines = 10000
+
 // Log is an in-memory, concurrency-safe Recorder. The zero value is ready to
 // use. It keeps the newest PerMachine events of each machine; events without
 // a MAC are kept under the empty MAC "".
 type Log struct {
 	// PerMachine bounds the events kept per machine (0 → DefaultPerMachine).
 	PerMachine int
+	// MaxMachines bounds the machines kept (0 → DefaultMaxMachines); when
+	// full, the machine heard from longest ago is forgotten, so a flood of
+	// made-up MACs cannot grow the Log without bound.
+	MaxMachines int
 
 	mu       sync.Mutex
 	machines map[string]*machine
@@ -108,6 +116,7 @@ func (l *Log) Record(e Event) {
 	}
 	m := l.machines[key]
 	if m == nil {
+		l.evictLocked()
 		m = &machine{mac: e.MAC, first: e.Time}
 		l.machines[key] = m
 	}
@@ -117,6 +126,25 @@ func (l *Log) Record(e Event) {
 	}
 	m.events = append(m.events, e)
 	m.last = e
+}
+
+// evictLocked forgets the least recently heard machine when the Log is full.
+func (l *Log) evictLocked() {
+	max := l.MaxMachines
+	if max <= 0 {
+		max = DefaultMaxMachines
+	}
+	if len(l.machines) < max {
+		return
+	}
+	var oldest string
+	var t time.Time
+	for k, m := range l.machines {
+		if oldest == "" || m.last.Time.Before(t) {
+			oldest, t = k, m.last.Time
+		}
+	}
+	delete(l.machines, oldest)
 }
 
 // Machines returns a summary of every machine seen, ordered by MAC.

@@ -63,6 +63,25 @@ func TestLogBounded(t *testing.T) {
 	}
 }
 
+func TestLogMaxMachines(t *testing.T) {
+	t.Parallel()
+	l := Log{MaxMachines: 3}
+	t0 := time.Now()
+	for i := range 5 {
+		l.Record(Event{Time: t0.Add(time.Duration(i) * time.Second), MAC: net.HardwareAddr{2, 0, 0, 0, 0, byte(i)}, Kind: DHCPDiscover})
+	}
+	// Machine 2 speaks again: it is now the most recent, 3 the oldest.
+	l.Record(Event{Time: t0.Add(10 * time.Second), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}, Kind: DHCPOffer})
+	l.Record(Event{Time: t0.Add(11 * time.Second), MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, Kind: DHCPDiscover})
+	var got []string
+	for _, m := range l.Machines() {
+		got = append(got, m.MAC.String())
+	}
+	if want := "[02:00:00:00:00:02 02:00:00:00:00:04 02:00:00:00:00:09]"; fmt.Sprint(got) != want {
+		t.Errorf("machines kept = %v, want %s", got, want)
+	}
+}
+
 func TestLogConcurrent(t *testing.T) {
 	t.Parallel()
 	var l Log
