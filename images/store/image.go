@@ -246,6 +246,7 @@ type Entry struct {
 	Digest   string // digest of what Ref points at (an index or a manifest)
 	Manifest string // digest of this platform's image manifest
 	Platform string // os/arch[/variant]
+	Config   string // digest of the image config: Docker's image ID
 	Size     int64  // bytes of manifest, config and layers (compressed)
 }
 
@@ -290,7 +291,11 @@ func (s *Store) List() ([]Entry, error) {
 			if err != nil {
 				return nil, fmt.Errorf("image %s: %w", ref, err)
 			}
-			out = append(out, Entry{Ref: ref, Digest: d.Digest.String(), Manifest: pi.digest.String(), Platform: pi.platform, Size: size})
+			cfg, err := pi.img.ConfigName()
+			if err != nil {
+				return nil, fmt.Errorf("image %s: %w", ref, err)
+			}
+			out = append(out, Entry{Ref: ref, Digest: d.Digest.String(), Manifest: pi.digest.String(), Platform: pi.platform, Config: cfg.String(), Size: size})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -67,7 +67,8 @@ func TestWriteImageListRemove(t *testing.T) {
 		t.Fatalf("List = %+v", ents)
 	}
 	e := ents[0]
-	if e.Platform != "linux/amd64" || e.Digest != digestOf(t, img).String() || e.Manifest != e.Digest || e.Size < 2048 {
+	cfgName, _ := img.ConfigName()
+	if e.Platform != "linux/amd64" || e.Digest != digestOf(t, img).String() || e.Manifest != e.Digest || e.Size < 2048 || e.Config != cfgName.String() {
 		t.Fatalf("entry %+v", e)
 	}
 

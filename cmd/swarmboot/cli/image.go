@@ -145,8 +145,9 @@ func newImageLsCmd(g *Globals) *cobra.Command {
 		Aliases: []string{"list"},
 		Short:   "List the images in the store",
 		Long: `List every stored image, one line per platform: the reference, the platform,
-the digest the reference points at (an index or a manifest) and the
-compressed size.
+the image ID (the config digest, as "docker images" shows it: compare them
+after carrying images to an air-gapped site), the digest the reference points
+at (an index or a manifest) and the size.
 
 Example:
   swarmboot image ls
@@ -172,9 +173,9 @@ Example:
 				return nil
 			}
 			tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "REFERENCE\tPLATFORM\tDIGEST\tSIZE")
+			fmt.Fprintln(tw, "REFERENCE\tPLATFORM\tIMAGE ID\tDIGEST\tSIZE")
 			for _, e := range ents {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Ref, e.Platform, imageShortDigest(e.Digest), imageHumanSize(e.Size))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Ref, e.Platform, imageID(e.Config), imageShortDigest(e.Digest), imageHumanSize(e.Size))
 			}
 			return tw.Flush()
 		},
@@ -273,6 +274,15 @@ func imageProgress(g *Globals, what string) func() {
 		}
 	}()
 	return func() { close(stop); <-done }
+}
+
+// imageID is a config digest the way Docker shows image IDs: 12 hex digits.
+func imageID(d string) string {
+	_, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) < 12 {
+		return d
+	}
+	return hex[:12]
 }
 
 func imageShortDigest(d string) string {

@@ -48,7 +48,8 @@ func savedImage(t *testing.T, tag string) (string, v1.Image) {
 func TestImageImportLsRm(t *testing.T) {
 	t.Parallel()
 	data := t.TempDir()
-	file, _ := savedImage(t, "linuxkit/init:v1.2.0")
+	file, img := savedImage(t, "linuxkit/init:v1.2.0")
+	id, _ := img.ConfigName()
 
 	out, errOut, code := run(t, data, "image", "import", file)
 	if code != 0 || !strings.Contains(out, "imported docker.io/linuxkit/init:v1.2.0 from "+file) {
@@ -59,7 +60,7 @@ func TestImageImportLsRm(t *testing.T) {
 	}
 	out, _, code = run(t, data, "image", "ls")
 	if code != 0 || !strings.Contains(out, "REFERENCE") || !strings.Contains(out, "docker.io/linuxkit/init:v1.2.0") ||
-		!strings.Contains(out, "sha256:") || !strings.Contains(out, "KiB") {
+		!strings.Contains(out, "IMAGE ID") || !strings.Contains(out, " "+id.Hex[:12]+" ") || !strings.Contains(out, "sha256:") || !strings.Contains(out, "KiB") {
 		t.Fatalf("ls: exit %d\n%s", code, out)
 	}
 	out, _, _ = run(t, data, "image", "ls", "-q")
