@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -197,5 +198,47 @@ func TestImportOCIWithoutLayoutFile(t *testing.T) {
 	got, err := s.Image("a/b:c", "")
 	if err != nil || digestOf(t, got) != digestOf(t, img) {
 		t.Fatalf("image: %v", err)
+	}
+}
+
+// TestImportAllOrNothing: when one image of an archive is bad, none is
+// named and the blobs already written are dropped.
+func TestImportAllOrNothing(t *testing.T) {
+	t.Parallel()
+	img := testImage(t, "linux/amd64")
+	good := dockerSave(t, img, "ok/img:v1")
+	var ents []entry
+	b, _ := os.ReadFile(good)
+	tr := tar.NewReader(bytes.NewReader(b))
+	var mf []map[string]any
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		var body bytes.Buffer
+		body.ReadFrom(tr)
+		if h.Name == "manifest.json" {
+			if err := json.Unmarshal(body.Bytes(), &mf); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		ents = append(ents, entry{h.Name, body.String()})
+	}
+	bad := map[string]any{"Config": mf[0]["Config"], "RepoTags": []string{"bad/img:v1"}, "Layers": []string{"missing/layer.tar", "missing/layer.tar"}}
+	out, _ := json.Marshal(append(mf, bad))
+	ents = append(ents, entry{"manifest.json", string(out)})
+
+	s := openStore(t)
+	_, err := s.Import(context.Background(), writeTemp(t, tarBytes(t, ents...)), ImportOptions{})
+	if err == nil || !strings.Contains(err.Error(), "bad/img:v1") || !strings.Contains(err.Error(), "missing/layer.tar") {
+		t.Fatalf("err = %v", err)
+	}
+	if ents, _ := s.List(); len(ents) != 0 {
+		t.Fatalf("a failed import named %+v", ents)
+	}
+	if n := countBlobs(t, s); n != 0 {
+		t.Fatalf("a failed import left %d blobs", n)
 	}
 }

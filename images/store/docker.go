@@ -38,7 +38,7 @@ type stagedFile struct {
 // it is copied; layers are kept as they are in the archive (uncompressed
 // for docker save, so no recompression), and an OCI manifest is written for
 // each image. Uncompressed layers are checked against the config's diff_ids.
-func (s *Store) importDocker(ctx context.Context, file, tarPath string, want *v1.Platform, rename string) ([]string, error) {
+func (s *Store) importDocker(ctx context.Context, file, tarPath string, want *v1.Platform, rename string) ([]namedDesc, error) {
 	mf, links, err := readDockerManifest(tarPath)
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
@@ -64,7 +64,7 @@ func (s *Store) importDocker(ctx context.Context, file, tarPath string, want *v1
 	if err != nil {
 		return nil, fmt.Errorf("import %s: %w", file, err)
 	}
-	var refs []string
+	var refs []namedDesc
 	for i, d := range mf {
 		names := d.RepoTags
 		if rename != "" {
@@ -82,11 +82,7 @@ func (s *Store) importDocker(ctx context.Context, file, tarPath string, want *v1
 			if err != nil {
 				return refs, fmt.Errorf("import %s: %w", file, err)
 			}
-			if err := s.setRef(r.name, *desc); err != nil {
-				return refs, err
-			}
-			s.log().Info("image imported", "image", r.name, "digest", desc.Digest.String(), "file", file)
-			refs = append(refs, r.name)
+			refs = append(refs, namedDesc{r.name, *desc})
 		}
 	}
 	return refs, nil
@@ -222,6 +218,10 @@ func (s *Store) storeDockerImage(d dockerManifest, links map[string]string, stag
 		return nil, fmt.Errorf("manifest.json names config %s, which the archive lacks: export the image again", d.Config)
 	}
 	rawCfg, err := os.ReadFile(cfgFile.path)
+	if errors.Is(err, os.ErrNotExist) && s.hasBlob(cfgFile.digest) {
+		// Another image of the archive shares this config and moved it.
+		rawCfg, err = s.readBlob(cfgFile.digest)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -70,14 +70,36 @@ func (s *Store) Import(ctx context.Context, file string, opt ImportOptions) ([]s
 		if err != nil {
 			return fmt.Errorf("import %s: %w", file, err)
 		}
+		var stored []namedDesc
 		if kind == "oci" {
-			refs, err = s.importOCI(ctx, file, tarPath, want, opt.Ref)
+			stored, err = s.importOCI(ctx, file, tarPath, want, opt.Ref)
 		} else {
-			refs, err = s.importDocker(ctx, file, tarPath, want, opt.Ref)
+			stored, err = s.importDocker(ctx, file, tarPath, want, opt.Ref)
 		}
-		return err
+		if err == nil {
+			err = s.setRefs(stored)
+		}
+		if err != nil {
+			// All or nothing: drop the blobs this import wrote.
+			if im, ierr := s.readIndex(); ierr == nil {
+				s.gc(im) //nolint:errcheck // best effort; the import error matters
+			}
+			return err
+		}
+		for _, nd := range stored {
+			s.log().Info("image imported", "image", nd.name, "digest", nd.desc.Digest.String(), "file", file)
+			refs = append(refs, nd.name)
+		}
+		return nil
 	})
 	return refs, err
+}
+
+// namedDesc is an image stored by an import, named once every image of the
+// archive is in.
+type namedDesc struct {
+	name string
+	desc v1.Descriptor
 }
 
 // plainTar returns file, or an uncompressed copy of it in the staging
@@ -151,7 +173,7 @@ var blobName = regexp.MustCompile(`^blobs/sha256/[0-9a-f]{64}$`)
 
 // importOCI extracts the archive's blobs into a staging layout, checking
 // every digest, then stores the images its index.json names.
-func (s *Store) importOCI(ctx context.Context, file, tarPath string, want *v1.Platform, rename string) ([]string, error) {
+func (s *Store) importOCI(ctx context.Context, file, tarPath string, want *v1.Platform, rename string) ([]namedDesc, error) {
 	stage, err := os.MkdirTemp(s.tmpDir(), "oci-*")
 	if err != nil {
 		return nil, err
@@ -176,7 +198,7 @@ func (s *Store) importOCI(ctx context.Context, file, tarPath string, want *v1.Pl
 	if rename != "" && len(im.Manifests) > 1 {
 		return nil, fmt.Errorf("import %s: --ref names one image but the archive holds %d", file, len(im.Manifests))
 	}
-	var refs []string
+	var refs []namedDesc
 	for _, d := range im.Manifests {
 		if err := ctx.Err(); err != nil {
 			return refs, err
@@ -215,11 +237,7 @@ func (s *Store) importOCI(ctx context.Context, file, tarPath string, want *v1.Pl
 		default:
 			return refs, fmt.Errorf("import %s: image %s: unsupported media type %q", file, r.name, d.MediaType)
 		}
-		if err := s.setRef(r.name, *desc); err != nil {
-			return refs, err
-		}
-		s.log().Info("image imported", "image", r.name, "digest", desc.Digest.String(), "file", file)
-		refs = append(refs, r.name)
+		refs = append(refs, namedDesc{r.name, *desc})
 	}
 	return refs, nil
 }

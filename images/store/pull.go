@@ -36,31 +36,43 @@ func (s *Store) Pull(ctx context.Context, ref, platform string) error {
 		return fmt.Errorf("pull %s: %w (if this site has no registry access, import the image with `swarmboot image import FILE`)", r.name, err)
 	}
 	return s.locked(func() error {
-		var stored *v1.Descriptor
-		if desc.MediaType.IsIndex() {
-			idx, err := desc.ImageIndex()
-			if err != nil {
-				return fmt.Errorf("pull %s: %w", r.name, err)
-			}
-			if stored, err = s.writeIndex(idx, want, ""); err != nil {
-				return fmt.Errorf("pull %s: %w", r.name, err)
-			}
-		} else {
-			img, err := desc.Image()
-			if err == nil {
-				err = checkPlatform(img, want)
-			}
-			if err == nil {
-				stored, err = s.writeImage(img, "")
-			}
-			if err != nil {
-				return fmt.Errorf("pull %s: %w", r.name, err)
+		err := s.pullLocked(r, desc, want)
+		if err != nil {
+			// Drop the blobs of a pull that failed half-way.
+			if im, ierr := s.readIndex(); ierr == nil {
+				s.gc(im) //nolint:errcheck // best effort; the pull error matters
 			}
 		}
-		if err := s.setRef(r.name, *stored); err != nil {
-			return err
-		}
-		s.log().Info("image pulled", "image", r.name, "digest", stored.Digest.String())
-		return nil
+		return err
 	})
+}
+
+// pullLocked stores what desc describes under r. Callers hold the lock.
+func (s *Store) pullLocked(r imageRef, desc *remote.Descriptor, want *v1.Platform) error {
+	var stored *v1.Descriptor
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return fmt.Errorf("pull %s: %w", r.name, err)
+		}
+		if stored, err = s.writeIndex(idx, want, ""); err != nil {
+			return fmt.Errorf("pull %s: %w", r.name, err)
+		}
+	} else {
+		img, err := desc.Image()
+		if err == nil {
+			err = checkPlatform(img, want)
+		}
+		if err == nil {
+			stored, err = s.writeImage(img, "")
+		}
+		if err != nil {
+			return fmt.Errorf("pull %s: %w", r.name, err)
+		}
+	}
+	if err := s.setRef(r.name, *stored); err != nil {
+		return err
+	}
+	s.log().Info("image pulled", "image", r.name, "digest", stored.Digest.String())
+	return nil
 }

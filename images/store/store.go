@@ -164,18 +164,37 @@ func (s *Store) writeIndexFile(im *v1.IndexManifest) error {
 // setRef points name at desc in index.json, replacing an older entry of
 // the same name. Callers hold the lock and have written every blob.
 func (s *Store) setRef(name string, desc v1.Descriptor) error {
+	return s.setRefs([]namedDesc{{name, desc}})
+}
+
+// setRefs names several images in one index.json update.
+func (s *Store) setRefs(nds []namedDesc) error {
 	im, err := s.readIndex()
 	if err != nil {
 		return err
 	}
-	desc.Annotations = map[string]string{AnnotationRefName: name}
+	names := map[string]bool{}
+	for _, nd := range nds {
+		names[nd.name] = true
+	}
 	out := im.Manifests[:0]
 	for _, d := range im.Manifests {
-		if d.Annotations[AnnotationRefName] != name {
+		if !names[d.Annotations[AnnotationRefName]] {
 			out = append(out, d)
 		}
 	}
-	im.Manifests = append(out, desc)
+	seen := map[string]bool{}
+	for i := len(nds) - 1; i >= 0; i-- { // the last one of a name wins
+		nd := nds[i]
+		if seen[nd.name] {
+			continue
+		}
+		seen[nd.name] = true
+		desc := nd.desc
+		desc.Annotations = map[string]string{AnnotationRefName: nd.name}
+		out = append(out, desc)
+	}
+	im.Manifests = out
 	return s.writeIndexFile(im)
 }
 
