@@ -1,7 +1,6 @@
 package lab
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -11,84 +10,56 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmboot/swarmboot/pkg/cpio"
-	"github.com/swarmboot/swarmboot/pkg/debfix"
+	"github.com/swarmboot/swarmboot/images/build"
+	"github.com/swarmboot/swarmboot/images/store"
+	"github.com/swarmboot/swarmboot/images/yml"
 	"github.com/swarmboot/swarmboot/pkg/qemu"
 )
 
-// labInitrd lays out an initramfs the way the builder does for
-// linuxkit/lab.yml: init image flattened at /, kernel modules, the format
-// step as containers/onboot/000-format and the engine as
-// containers/services/docker.
-func labInitrd(t *testing.T, ctx context.Context, k *debfix.Kernel) string {
+// buildLab synthesizes the lab images into a fresh store and builds
+// linuxkit/lab.yml with the real builder; it returns the kernel and initrd.
+func buildLab(t *testing.T, ctx context.Context) (kernel, initrd, cmdline string) {
 	t.Helper()
-	st, err := StageAll(ctx, t.TempDir())
+	s, err := store.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	root, err := st.InitTree()
+	start := time.Now()
+	if _, err := Images(ctx, s, t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("lab images synthesized in %v", time.Since(start).Round(time.Millisecond))
+	cfg, err := yml.Load("../../linuxkit/lab.yml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	mods, err := KernelModules(k, EngineModules...)
+	out := t.TempDir()
+	start = time.Now()
+	m, err := build.Build(ctx, build.FromYML(cfg, s, ""), build.Options{Name: "lab", OutDir: out, Formats: []string{build.FormatKernelInitrd}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	root.Merge(mods)
-	format, err := st.FormatTree()
-	if err != nil {
-		t.Fatal(err)
+	for _, a := range m.Artifacts {
+		if a.Kind == "initrd" {
+			t.Logf("lab initrd %.1f MiB gzip'd, built in %v", float64(a.Size)/(1<<20), time.Since(start).Round(time.Millisecond))
+		}
 	}
-	engine, err := st.EngineTree()
-	if err != nil {
-		t.Fatal(err)
+	if keep := os.Getenv("SWARMBOOT_LAB_KEEP"); keep != "" { // for debugging by hand
+		for _, f := range []string{"lab-kernel", "lab-initrd.img"} {
+			if b, err := os.ReadFile(filepath.Join(out, f)); err == nil {
+				os.WriteFile(filepath.Join(keep, f), b, 0o644)
+			}
+		}
 	}
-	fcfg, err := privilegedSpec("format", []string{"/format.sh"}, true, "/var:/var:rshared,rbind", "/run:/run:rshared,rbind")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.Graft("containers/onboot/000-format/rootfs", format)
-	root.File("containers/onboot/000-format/config.json", 0o644, fcfg)
-	dcfg, err := privilegedSpec("docker", []string{"/usr/sbin/dockerd", "--iptables=true"}, false,
-		"/var/lib/docker:/var/lib/docker:rshared,rbind", "/run:/run:rshared,rbind", "/lib/modules:/lib/modules:rbind,ro",
-		"/etc/resolv.conf:/etc/resolv.conf:bind,ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	root.Graft("containers/services/docker/rootfs", engine)
-	root.File("containers/services/docker/config.json", 0o644, dcfg)
-	root.File("containers/services/docker/runtime.json", 0o644, []byte(`{"mkdir": ["/var/lib/docker"]}`))
-
-	p := filepath.Join(t.TempDir(), "lab.cpio")
-	f, err := os.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := cpio.NewWriter(bw)
-	if err := root.WriteCPIO(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := bw.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	st2, _ := os.Stat(p)
-	t.Logf("lab initrd: %d entries, %.1f MiB uncompressed", len(root.Names()), float64(st2.Size())/(1<<20))
-	return p
+	return filepath.Join(out, "lab-kernel"), filepath.Join(out, "lab-initrd.img"), m.Cmdline
 }
 
 var selftestRE = regexp.MustCompile(`SWARMBOOT-LAB-SELFTEST docker=(\S+) after (\d+)s(.*)`)
 
-// TestLabBoot boots the Debian kernel with the lab content in QEMU twice on
-// one disk: the first boot formats the empty disk and dockerd (a runc
-// service bundle) answers with /var/lib/docker on it; the second boot finds
-// the file system and keeps it.
+// TestLabBoot builds linuxkit/lab.yml from the synthesized lab images with
+// the real builder and boots it in QEMU twice on one disk: the first boot
+// formats the empty disk and dockerd (a runc service) answers with
+// /var/lib/docker on it; the second boot finds the file system and keeps it.
 func TestLabBoot(t *testing.T) {
 	needApt(t)
 	if err := qemu.Check(); err != nil {
@@ -96,11 +67,7 @@ func TestLabBoot(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	k, err := debfix.DebianKernel(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	initrd := labInitrd(t, ctx, k)
+	kernel, initrd, cmdline := buildLab(t, ctx)
 	disk := filepath.Join(t.TempDir(), "docker.img")
 	if err := os.WriteFile(disk, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -110,8 +77,8 @@ func TestLabBoot(t *testing.T) {
 	}
 	for i, want := range []string{"FORMATTED=yes", "FORMATTED=no"} {
 		start := time.Now()
-		vm, err := qemu.Start(ctx, qemu.Config{Kernel: k.Vmlinuz, Initrd: initrd, Disks: []string{disk},
-			Append: "swarmboot.selftest=poweroff", MemoryMiB: 1536})
+		vm, err := qemu.Start(ctx, qemu.Config{Kernel: kernel, Initrd: initrd, Disks: []string{disk},
+			Append: cmdline + " swarmboot.selftest=poweroff", MemoryMiB: 1536})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,12 +4,32 @@
 # brings up the network with udhcpc, then runs the image the way LinuxKit
 # lays it out: every containers/onboot/NNN-NAME bundle in order with runc
 # (each must finish), then every containers/services/NAME bundle in the
-# background (logs in /var/log/NAME.log). Bundles with a lower/ directory
+# background (logs in /var/log/NAME.log), from a tmpfs root (see below).
+# Bundles with a lower/ directory
 # get an overlay (lower + tmp/upper) mounted on rootfs/ first, and the
 # directories runtime.json lists under "mkdir" are created.
 /bin/busybox --install -s /bin 2>/dev/null
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 say() { echo "swarmboot-init: $*" >/dev/console; }
+
+# Like linuxkit/init: runc cannot pivot_root out of the initramfs (and its
+# --no-pivot fallback lets unmounts propagate to the host when a container
+# uses shared propagation), so move everything to a tmpfs and switch_root
+# there first. switch_root frees the initramfs.
+if [ ! -e /.swarmboot-root ]; then
+	mkdir -p /proc /newroot
+	mount -t proc proc /proc
+	mount -t tmpfs -o mode=755,size=90% root /newroot
+	for f in /* /.[!.]*; do
+		case $f in /newroot|/proc|/sys|/dev|'/.[!.]*') continue ;; esac
+		cp -a "$f" /newroot/
+	done
+	mkdir -p /newroot/proc /newroot/sys /newroot/dev
+	touch /newroot/.swarmboot-root
+	umount /proc
+	exec switch_root /newroot /init "$@"
+	say "switch_root failed; going on in the initramfs"
+fi
 
 mkdir -p /proc /sys /dev /run /tmp /var/log /var/lib
 mount -t proc proc /proc
@@ -21,7 +41,14 @@ mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=755 run /run
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount --make-rshared /
-mkdir -p /run/swarmboot
+mkdir -p /run/swarmboot /etc
+# /etc/resolv.conf may be a symlink into /run (LinuxKit's layout); create
+# its target. (touch, not ": >": a failed redirection of a special builtin
+# would end this shell, and with it the machine.)
+if [ ! -e /etc/resolv.conf ]; then
+	t=$(readlink /etc/resolv.conf) && mkdir -p "$(dirname "$t")"
+	touch /etc/resolv.conf 2>/dev/null
+fi
 exec 0</dev/null >/dev/console 2>&1
 
 cmdline=$(cat /proc/cmdline)
@@ -49,7 +76,7 @@ fi
 
 prepare() {
 	b=$1
-	if [ -d "$b/lower" ] && ! mountpoint -q "$b/rootfs"; then
+	if [ -d "$b/lower" ] && ! grep -q " $b/rootfs " /proc/mounts; then
 		mkdir -p "$b/tmp/upper" "$b/tmp/work" "$b/rootfs"
 		mount -t overlay overlay -o "lowerdir=$b/lower,upperdir=$b/tmp/upper,workdir=$b/tmp/work" "$b/rootfs"
 	fi
@@ -64,7 +91,7 @@ for b in /containers/onboot/*; do
 	name=${b##*/}
 	prepare "$b"
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	if runc run --no-pivot --bundle "$b" "$name" </dev/null >/var/log/onboot.$name.log 2>&1; then
+	if runc run --bundle "$b" "$name" </dev/null >/var/log/onboot.$name.log 2>&1; then
 		say "onboot $name done ($t0 → $(cut -d' ' -f1 /proc/uptime) s)"
 	else
 		say "onboot $name FAILED:"; head -n 20 /var/log/onboot.$name.log
@@ -76,8 +103,10 @@ for b in /containers/services/*; do
 	[ -f "$b/config.json" ] || continue
 	name=${b##*/}
 	prepare "$b"
-	(runc run --no-pivot --bundle "$b" "$name" </dev/null >/var/log/$name.log 2>&1
-	 say "service $name exited: $(tail -n 5 /var/log/$name.log)") &
+	(runc run --bundle "$b" "$name" </dev/null >/var/log/$name.log 2>&1
+	 echo $? >/run/swarmboot/service.$name.exited
+	 say "service $name exited ($(cat /run/swarmboot/service.$name.exited)):"
+	 tail -n 30 /var/log/$name.log) &
 	say "service $name started"
 done
 
@@ -86,6 +115,7 @@ if [ -n "$(arg swarmboot.selftest)" ]; then
 	i=0
 	while [ $i -lt 120 ]; do
 		v=$(runc exec docker docker version --format '{{.Server.Version}}' 2>/dev/null) && break
+		[ -e /run/swarmboot/service.docker.exited ] && break
 		sleep 1; i=$((i+1))
 	done
 	say "SWARMBOOT-LAB-SELFTEST docker=${v:-none} after ${i}s $(cat /run/swarmboot/disk.env 2>/dev/null | tr '\n' ' ')"
