@@ -169,6 +169,9 @@ func Build(ctx context.Context, src Source, opt Options) (*Manifest, error) {
 		return nil, err
 	}
 	m := &Manifest{Name: opt.Name, BuildTime: buildTime, Cmdline: rfs.Cmdline, Images: rfs.Images}
+	if m.Images == nil {
+		m.Images = []ImageRef{} // "images": [] rather than null
+	}
 	wantKI := slices.Contains(opt.Formats, FormatKernelInitrd)
 	if slices.Contains(opt.Formats, FormatISO) {
 		isoOpt := opt.ISO

@@ -1,6 +1,7 @@
 package iso
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -37,7 +38,7 @@ type File struct {
 
 func (f *File) open() (io.ReadCloser, int64, error) {
 	if f.Data != nil {
-		return io.NopCloser(strings.NewReader(string(f.Data))), int64(len(f.Data)), nil
+		return io.NopCloser(bytes.NewReader(f.Data)), int64(len(f.Data)), nil
 	}
 	fh, err := os.Open(f.Source)
 	if err != nil {
