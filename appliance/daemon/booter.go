@@ -84,7 +84,7 @@ func (d *Daemon) IssueToken(who string, ttl time.Duration) (string, error) {
 	if ttl <= 0 {
 		ttl = d.cfg.TokenTTL
 	}
-	mac, err := d.macOf(who)
+	mac, err := d.MACOf(who)
 	if err != nil {
 		return "", err
 	}
@@ -98,8 +98,9 @@ func (d *Daemon) IssueToken(who string, ttl time.Duration) (string, error) {
 	return tok, nil
 }
 
-// macOf resolves a MAC or a VM name to a canonical MAC.
-func (d *Daemon) macOf(who string) (string, error) {
+// MACOf resolves a MAC or the name of a VM in the store to a canonical
+// (lowercase, colon) MAC.
+func (d *Daemon) MACOf(who string) (string, error) {
 	if hw, err := net.ParseMAC(who); err == nil {
 		if len(hw) != 6 {
 			return "", fmt.Errorf("issue token: %q is not an Ethernet MAC", who)
@@ -175,4 +176,27 @@ func (b *booter) Boot(ctx context.Context, m bootserve.Machine) (*bootserve.Boot
 	}
 	boot.Args = strings.TrimSpace(boot.Args + " " + args)
 	return boot, nil
+}
+
+// Unenrolled lists the VMs of the store that have a MAC but no enrolled
+// node yet: the machines a netboot token is for.
+func (d *Daemon) Unenrolled() ([]store.VM, error) {
+	var out []store.VM
+	err := d.st.View(func(tx *store.Tx) error {
+		vms, err := tx.VMs()
+		if err != nil {
+			return err
+		}
+		for _, vm := range vms {
+			if vm.MAC == "" {
+				continue
+			}
+			if n, err := tx.Node(vm.Name); err == nil && n.Revoked.IsZero() {
+				continue
+			}
+			out = append(out, vm)
+		}
+		return nil
+	})
+	return out, err
 }

@@ -77,14 +77,15 @@ type Config struct {
 	APIAddr     string
 	APIListener net.Listener
 	// APIURL is the agent API's URL as agents reach it ("" →
-	// https://<boot server IP>:<API port>). Its host goes into the API's
-	// server certificate.
+	// https://<boot server IP>:<port of the API listener>). Its host goes
+	// into the API's server certificate.
 	APIURL string
 	// APIHosts are more names or IPs for the API's server certificate.
 	APIHosts []string
 	// TrustInitrd adds an initrd carrying /etc/swarmboot/appliance.json
 	// and ca.pem (the appliance URL and CA, nothing secret) to every
-	// boot, for images built without them.
+	// boot, for images built without them. Listen writes it into
+	// Artifacts as TrustInitrdName.
 	TrustInitrd bool
 	// Site, when set, is applied at start (VMs created and recorded in
 	// the store). With Simulate its vCenter and placement are replaced by
@@ -161,22 +162,15 @@ func New(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 
-	d.apiURL, err = apiURL(cfg, d.boot.ServerIP())
+	host, err := apiHost(cfg, d.boot.ServerIP())
 	if err != nil {
 		return nil, err
 	}
-	u, _ := url.Parse(d.apiURL)
-	hosts := append([]string{u.Hostname()}, cfg.APIHosts...)
-	if d.api, err = enroll.New(cfg.DataDir, d.st, hosts...); err != nil {
+	if d.api, err = enroll.New(cfg.DataDir, d.st, append([]string{host}, cfg.APIHosts...)...); err != nil {
 		return nil, err
 	}
 	d.api.Swarm = cfg.Swarm
 	d.api.Log = d.log.With("part", "api")
-	if cfg.TrustInitrd {
-		if err := d.writeTrustInitrd(); err != nil {
-			return nil, err
-		}
-	}
 	d.mirror = &mirror{st: d.st, tl: d.tl, log: d.log, forget: d.args.forget}
 
 	if cfg.Site != nil {
@@ -189,26 +183,20 @@ func New(cfg Config) (d *Daemon, err error) {
 	return d, nil
 }
 
-func apiURL(cfg Config, serverIP net.IP) (string, error) {
+// apiHost is the host agents reach the agent API at: APIURL's, else the
+// boot server's IP.
+func apiHost(cfg Config, serverIP net.IP) (string, error) {
 	if cfg.APIURL != "" {
 		u, err := url.Parse(cfg.APIURL)
 		if err != nil || u.Scheme != "https" || u.Hostname() == "" {
 			return "", fmt.Errorf("daemon: agent API URL %q: want https://HOST:PORT", cfg.APIURL)
 		}
-		return cfg.APIURL, nil
-	}
-	port := strconv.Itoa(DefaultAPIPort)
-	if cfg.APIListener != nil {
-		if a, ok := cfg.APIListener.Addr().(*net.TCPAddr); ok {
-			port = strconv.Itoa(a.Port)
-		}
-	} else if _, p, err := net.SplitHostPort(cfg.APIAddr); err == nil && p != "0" {
-		port = p
+		return u.Hostname(), nil
 	}
 	if serverIP == nil {
 		return "", errors.New("daemon: no boot server IP to build the agent API URL from: set APIURL")
 	}
-	return "https://" + net.JoinHostPort(serverIP.String(), port), nil
+	return serverIP.String(), nil
 }
 
 // Listen opens every socket: call it from inside a network namespace to
@@ -223,6 +211,19 @@ func (d *Daemon) Listen() error {
 				return fmt.Errorf("daemon: agent API listen %s: %w (choose another --api-addr)", d.cfg.APIAddr, err)
 			}
 			d.apiLn = l
+		}
+		d.apiURL = d.cfg.APIURL
+		if d.apiURL == "" {
+			port := strconv.Itoa(DefaultAPIPort)
+			if a, ok := d.apiLn.Addr().(*net.TCPAddr); ok {
+				port = strconv.Itoa(a.Port)
+			}
+			d.apiURL = "https://" + net.JoinHostPort(d.boot.ServerIP().String(), port)
+		}
+		if d.cfg.TrustInitrd {
+			if err := d.writeTrustInitrd(); err != nil {
+				return err
+			}
 		}
 	}
 	return d.boot.Listen()
@@ -253,6 +254,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // Close stops the simulator and vCenter session and closes the store. Call
 // it after Run returned.
 func (d *Daemon) Close() error {
+	if d.apiLn != nil {
+		_ = d.apiLn.Close() // Run closed it already, unless it never ran
+	}
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}
@@ -276,7 +280,7 @@ func (d *Daemon) API() *enroll.Server { return d.api }
 // HTTPBase is the URL machines fetch scripts and artifacts from.
 func (d *Daemon) HTTPBase() string { return d.boot.HTTPBase() }
 
-// APIURL is the agent API's URL as agents reach it.
+// APIURL is the agent API's URL as agents reach it (after Listen).
 func (d *Daemon) APIURL() string { return d.apiURL }
 
 // APIAddr is the agent API listener's address (after Listen).

@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type applianceOut struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *applianceOut) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *applianceOut) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestApplianceRunHelpTeaches(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"appliance", "run", "--help"}, nil, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, want := range []string{"--simulate", "--token", "swarmboot.token=", "Examples:", "--api-addr", "--dhcp", "swarmboot events MAC"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("appliance run --help lacks %q", want)
+		}
+	}
+}
+
+// TestApplianceRunSimulated runs the command on loopback against a
+// simulated vCenter: the site's PXE VM gets a token on its kernel line,
+// and the token is printed nowhere.
+func TestApplianceRunSimulated(t *testing.T) {
+	dir := t.TempDir()
+	art, ipxe := filepath.Join(dir, "out"), filepath.Join(dir, "ipxe")
+	for p, c := range map[string]string{
+		filepath.Join(art, "lab-kernel"): "K", filepath.Join(art, "lab-initrd.img"): "I",
+		filepath.Join(ipxe, "undionly.kpxe"): "U", filepath.Join(ipxe, "ipxe.efi"): "E",
+		filepath.Join(dir, "lab.yml"): "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
+			"  - name: workers\n    pattern: w{n}\n    count: 1\n    role: worker\n    cpus: 1\n    memory: 512MiB\n" +
+			"    disk: 1\n    boot: pxe\n    image: lab\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr := l.Addr().String()
+	l.Close()
+	var stdout, stderr applianceOut
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--data-dir", filepath.Join(dir, "data"), "--log-level", "debug",
+			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", httpAddr,
+			"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art,
+			"--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all"}, nil, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("exit %d after cancel: %s", code, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("appliance run did not stop on cancel")
+		}
+	}()
+	re := regexp.MustCompile(`enrollment token for w1 \(([0-9a-f:]{17})\)`)
+	var mac string
+	for deadline := time.Now().Add(20 * time.Second); mac == ""; time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(stderr.String()); m != nil {
+			mac = m[1]
+		} else if len(done) > 0 || time.Now().After(deadline) {
+			t.Fatalf("no token issued for w1:\n%s", stderr.String())
+		}
+	}
+	resp, err := http.Get("http://" + httpAddr + "/boot/" + mac + ".ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("script of w1 has no token:\n%s", b)
+	}
+	tok := string(m[1])
+	time.Sleep(100 * time.Millisecond) // let the script's log lines land
+	if strings.Contains(stderr.String(), tok) || strings.Contains(stdout.String(), tok) {
+		t.Error("the token was printed")
+	}
+	if !strings.Contains(stderr.String(), "ipxe script") {
+		t.Errorf("debug logs missing (capture broken?):\n%s", stderr.String())
+	}
+}
