@@ -122,6 +122,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newPlanCmd,
 	newApplyCmd,
 	newDestroyCmd,
+	newApplianceCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
