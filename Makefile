@@ -19,8 +19,13 @@ build: ## Build bin/swarmboot and the static bin/swarmboot-agent
 deps: ## Install the Debian packages tests and the lab need (root)
 	./scripts/deps.sh
 
+# Packages build in parallel first; then the test binaries run one package at
+# a time (-p 1): many packages boot QEMU VMs under TCG, and two packages
+# booting at once on two cores would spend their boot timeouts queueing for
+# the machine-wide VM slot (pkg/qemu).
 test: deps ## Run every test, real boots included (root for netns/QEMU tests)
-	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
+	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt: ## Check formatting (gofmt, goimports)
 	@out=$$(gofmt -l . ; $(GO) run $(GOIMPORTS) -l .); if [ -n "$$out" ]; then echo "not formatted:"; echo "$$out"; exit 1; fi
