@@ -46,9 +46,10 @@ func BenchmarkRealBootBIOS(b *testing.B) {
 		b.ReportMetric(noRA.Seconds(), "s-ours-noRA")
 		b.ReportMetric(ref.Seconds(), "s-dnsmasq+http")
 		b.ReportMetric(ref.Seconds()/ours.Seconds(), "x-vs-dnsmasq+http")
-		b.Logf("SeaBIOS PXE to marker: ours %.1fs (RA off: %.1fs), dnsmasq + plain HTTP %.1fs: %.2fx\n"+
-			"our stages (s from VM start; marker at %.1f):\n%swith router advertisements off (marker at %.1f):\n%s",
-			ours.Seconds(), noRA.Seconds(), ref.Seconds(), ref.Seconds()/ours.Seconds(), ours.Seconds(), stages, noRA.Seconds(), noRAStages)
+		b.Logf("SeaBIOS PXE to marker: ours %.1fs (RA off: %.1fs), dnsmasq + plain HTTP %.1fs: %.2fx",
+			ours.Seconds(), noRA.Seconds(), ref.Seconds(), ref.Seconds()/ours.Seconds())
+		b.Logf("our stages (s from VM start; marker at %.1f):\n%s", ours.Seconds(), stages)
+		b.Logf("router advertisements off (marker at %.1f):\n%s", noRA.Seconds(), noRAStages)
 	}
 }
 
