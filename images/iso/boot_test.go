@@ -2,6 +2,8 @@ package iso
 
 import (
 	"context"
+	"encoding/binary"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -38,6 +40,8 @@ func busyboxInitrd(t *testing.T, ctx context.Context, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	filler := make([]byte, 40<<20)
+	rand.Read(filler)
 	script := "#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n" +
 		"echo \"" + bootMarker + " cmdline=$(/bin/busybox cat /proc/cmdline)\"\n/bin/busybox poweroff -f\n"
 	for _, e := range []struct {
@@ -47,6 +51,9 @@ func busyboxInitrd(t *testing.T, ctx context.Context, path string) {
 		{rootfs.Header{Name: "bin/busybox", Mode: 0o755, Size: int64(len(data))}, string(data)},
 		{rootfs.Header{Name: "init", Mode: 0o755, Size: int64(len(script))}, script},
 		{rootfs.Header{Name: "dev/console", Mode: os.ModeDevice | os.ModeCharDevice | 0o600, Devmajor: 5, Devminor: 1}, ""},
+		// Incompressible filler: the EFI partition then exceeds 32 MiB, so
+		// its El Torito sector count is 0 ("to the end"), as for real images.
+		{rootfs.Header{Name: "filler", Mode: 0o644, Size: int64(len(filler))}, string(filler)},
 	} {
 		if err := w.WriteEntry(&e.h, strings.NewReader(e.data)); err != nil {
 			t.Fatal(err)
@@ -57,9 +64,10 @@ func busyboxInitrd(t *testing.T, ctx context.Context, path string) {
 	}
 }
 
-// TestBootISO boots the ISO written to a disk (the isohybrid path) under
+// TestBootISO boots a busybox ISO whose EFI partition is over 32 MiB from
+// CD-ROM under OVMF, and written to a disk (the isohybrid path) under
 // SeaBIOS (isolinux via the MBR) and OVMF (systemd-boot from the 0xef
-// partition) and waits for the marker with the command line.
+// partition); each must print the marker with the command line.
 func TestBootISO(t *testing.T) {
 	if err := qemu.Check(); err != nil {
 		t.Skip(err)
@@ -78,11 +86,16 @@ func TestBootISO(t *testing.T) {
 	if err := Write(ctx, iso, Options{Kernel: k.Vmlinuz, Initrd: rd, Cmdline: cmdline}); err != nil {
 		t.Fatal(err)
 	}
+	if n := efiSectorCount(t, iso); n != 0 {
+		t.Fatalf("EFI El Torito sector count %d, want 0 (partition over 32 MiB)", n)
+	}
 	for _, c := range []struct {
 		name string
 		cfg  qemu.Config
 	}{
-		// CD-ROM boots are covered with the fixture image in images/build.
+		// CD-ROM boots of a small image are covered with the fixture in
+		// images/build; this one has an EFI partition over 32 MiB.
+		{"uefi-cdrom-large-esp", qemu.Config{Firmware: "uefi", ISO: iso, Boot: "d"}},
 		{"bios-disk", qemu.Config{Firmware: "bios", Disks: []string{iso}, Boot: "c"}}, // isohybrid MBR → isolinux
 		{"uefi-disk", qemu.Config{Firmware: "uefi", Disks: []string{iso}, Boot: "c"}}, // MBR partition 0xef → systemd-boot
 	} {
@@ -111,4 +124,23 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// efiSectorCount reads the second El Torito entry's sector count.
+func efiSectorCount(t *testing.T, iso string) uint16 {
+	t.Helper()
+	f, err := os.Open(iso)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	brvd := make([]byte, isoSector)
+	if _, err := f.ReadAt(brvd, 17*isoSector); err != nil {
+		t.Fatal(err)
+	}
+	cat := make([]byte, 0x80)
+	if _, err := f.ReadAt(cat, int64(binary.LittleEndian.Uint32(brvd[0x47:]))*isoSector); err != nil {
+		t.Fatal(err)
+	}
+	return binary.LittleEndian.Uint16(cat[0x66:])
 }
