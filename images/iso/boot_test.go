@@ -2,8 +2,8 @@ package iso
 
 import (
 	"context"
-	"encoding/binary"
 	"crypto/rand"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"regexp"
