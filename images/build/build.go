@@ -141,6 +141,11 @@ func Build(ctx context.Context, src Source, opt Options) (*Manifest, error) {
 	if modTime.IsZero() {
 		modTime = time.Unix(0, 0).UTC()
 	}
+	if slices.Contains(opt.Formats, FormatISO) {
+		if err := opt.ISO.CheckAssets(); err != nil { // before minutes of assembly
+			return nil, fmt.Errorf("build %s: %w", opt.Name, err)
+		}
+	}
 	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("build: output directory: %w", err)
 	}

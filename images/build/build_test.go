@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -178,5 +179,15 @@ func TestProgressTerminal(t *testing.T) {
 	p.step("done")
 	if got := buf.String(); got != "\r\033[Kworking 1\r\033[Kdone\n" {
 		t.Errorf("terminal progress %q", got)
+	}
+}
+
+func TestMissingBootAsset(t *testing.T) {
+	t.Parallel()
+	out := t.TempDir()
+	_, err := Build(context.Background(), fakeSource{}, Options{Name: "a", OutDir: out,
+		ISO: iso.Options{SystemdBoot: "/nonexistent/systemd-bootx64.efi"}})
+	if !errors.Is(err, iso.ErrAsset) || !strings.Contains(err.Error(), "apt-get install systemd-boot-efi") {
+		t.Errorf("err = %v, want ErrAsset naming the package", err)
 	}
 }
