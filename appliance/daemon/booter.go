@@ -27,8 +27,8 @@ type kernelArgs struct {
 }
 
 type argEntry struct {
-	token   string
-	expires time.Time
+	token           string
+	issued, expires time.Time
 }
 
 func newKernelArgs() *kernelArgs { return &kernelArgs{m: map[string]argEntry{}} }
@@ -54,10 +54,13 @@ func (k *kernelArgs) get(mac string, now time.Time) string {
 	return TokenArg + "=" + e.token
 }
 
-// forget drops mac's additions (its token was spent).
-func (k *kernelArgs) forget(mac string) {
+// forget drops mac's additions when they were issued before at (the
+// machine enrolled at that time, so its token is spent).
+func (k *kernelArgs) forget(mac string, at time.Time) {
 	k.mu.Lock()
-	delete(k.m, mac)
+	if e, ok := k.m[mac]; ok && !e.issued.After(at) {
+		delete(k.m, mac)
+	}
 	k.mu.Unlock()
 }
 
@@ -93,7 +96,7 @@ func (d *Daemon) IssueToken(who string, ttl time.Duration) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("issue token for %s: %w", who, err)
 	}
-	d.args.set(mac, argEntry{token: tok, expires: now.Add(ttl)})
+	d.args.set(mac, argEntry{token: tok, issued: now, expires: now.Add(ttl)})
 	d.log.Info("enrollment token on the kernel line", "mac", mac, "ttl", ttl.String())
 	return tok, nil
 }

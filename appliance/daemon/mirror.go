@@ -26,7 +26,7 @@ type mirror struct {
 	st     *store.Store
 	tl     *timeline.Log
 	log    *slog.Logger
-	forget func(mac string) // called when a machine enrolled: its token is spent
+	forget func(mac string, at time.Time) // a machine enrolled at: its token is spent
 
 	// toStore: per MAC, the last timeline event looked at.
 	toStore map[string]timeline.Event
@@ -140,7 +140,7 @@ func (m *mirror) fromStore(macs map[string]bool) {
 			hw, _ := net.ParseMAC(mac)
 			for _, e := range evs[done:] {
 				if e.Kind == "enroll" && m.forget != nil {
-					m.forget(mac)
+					m.forget(mac, e.Time)
 				}
 				if bootKinds[timeline.Kind(e.Kind)] || hw == nil {
 					continue
