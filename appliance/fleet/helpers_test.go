@@ -158,6 +158,14 @@ func (e *env) checkConverged(t *testing.T) {
 		}
 	}
 	vms := e.vms(t)
+	// The simulator derives MACs from three characters of the BIOS UUID, so
+	// larger fleets can share one (real vCenter keeps them unique).
+	macs := map[string]int{}
+	for i := range vms {
+		if full, err := e.vs.Get(context.Background(), vms[i].Ref); err == nil {
+			macs[full.MAC]++
+		}
+	}
 	seen := map[string]bool{}
 	for i := range vms {
 		vm, err := e.vs.Get(context.Background(), vms[i].Ref) // with MAC and CD-ROM
@@ -190,7 +198,7 @@ func (e *env) checkConverged(t *testing.T) {
 			if r.MAC != vm.MAC || r.BIOSUUID != vm.BIOSUUID || r.InstanceUUID != vm.InstanceUUID || r.MoRef != vm.Ref.Value || r.Group != g.Name {
 				t.Errorf("%s: record %+v does not match vCenter %+v", vm.Name, r, vm)
 			}
-			if byMAC, err := tx.VMByMAC(vm.MAC); err != nil || byMAC.Name != vm.Name {
+			if byMAC, err := tx.VMByMAC(vm.MAC); macs[vm.MAC] == 1 && (err != nil || byMAC.Name != vm.Name) {
 				t.Errorf("%s: VMByMAC(%s) = %v, %v", vm.Name, vm.MAC, byMAC, err)
 			}
 			toks, _ := tx.TokensForVM(vm.Name)

@@ -113,7 +113,7 @@ func (c *Client) Push(ctx context.Context, dc *object.Datacenter, ds *object.Dat
 	}
 	task, err := fm.MoveDatastoreFile(ctx, ds.Path(part), dc, res.Path, dc, true)
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	if err != nil {
 		return nil, Explain(err, "move into place", obj)

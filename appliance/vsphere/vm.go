@@ -142,7 +142,7 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	if err != nil {
 		return nil, Explain(err, "create", obj)
 	}
-	info, err := task.WaitForResult(ctx, nil)
+	info, err := c.wait(ctx, task)
 	if err != nil {
 		return nil, Explain(err, "create", obj)
 	}
@@ -182,7 +182,11 @@ func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 		first = "cdrom"
 	}
 	opts := &types.VirtualMachineBootOptions{BootOrder: devices.BootOrder([]string{first, "disk"})}
-	if err := o.SetBootOptions(ctx, opts); err != nil {
+	task, err := o.Reconfigure(ctx, types.VirtualMachineConfigSpec{BootOptions: opts})
+	if err == nil {
+		_, err = c.wait(ctx, task)
+	}
+	if err != nil {
 		return Explain(err, "set boot order of", "VM "+vm.Name)
 	}
 	vm.BootFirst = first
@@ -272,7 +276,7 @@ func fromMO(m *mo.VirtualMachine) VM {
 func (c *Client) PowerOn(ctx context.Context, vm *VM) error {
 	task, err := c.Object(vm).PowerOn(ctx)
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	if err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
 		return Explain(err, "power on", "VM "+vm.Name)
@@ -285,7 +289,7 @@ func (c *Client) PowerOn(ctx context.Context, vm *VM) error {
 func (c *Client) PowerOff(ctx context.Context, vm *VM) error {
 	task, err := c.Object(vm).PowerOff(ctx)
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	if err != nil && !fault.IsAlreadyPoweredOffError(err) && !fault.Is(err, &types.InvalidPowerState{}) {
 		return Explain(err, "power off", "VM "+vm.Name)
@@ -298,7 +302,7 @@ func (c *Client) PowerOff(ctx context.Context, vm *VM) error {
 func (c *Client) Reconfigure(ctx context.Context, vm *VM, cpus, memoryMiB int) error {
 	task, err := c.Object(vm).Reconfigure(ctx, types.VirtualMachineConfigSpec{NumCPUs: int32(cpus), MemoryMB: int64(memoryMiB)})
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	if err != nil {
 		return Explain(err, "reconfigure", "VM "+vm.Name)
@@ -313,7 +317,7 @@ func (c *Client) ClearToken(ctx context.Context, vm *VM) error {
 	task, err := c.Object(vm).Reconfigure(ctx, types.VirtualMachineConfigSpec{
 		ExtraConfig: []types.BaseOptionValue{&types.OptionValue{Key: KeyToken, Value: ""}}})
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	return Explain(err, "clear token of", "VM "+vm.Name)
 }
@@ -328,7 +332,7 @@ func (c *Client) Destroy(ctx context.Context, vm *VM) error {
 	}
 	task, err := c.Object(vm).Destroy(ctx)
 	if err == nil {
-		err = task.Wait(ctx)
+		_, err = c.wait(ctx, task)
 	}
 	if err != nil && !fault.Is(err, &types.ManagedObjectNotFound{}) {
 		return Explain(err, "delete", "VM "+vm.Name)
