@@ -213,13 +213,14 @@ func storm(b *testing.B, ns *netns.NS, n int, scriptURL string) (time.Duration, 
 	var mu sync.Mutex
 	failed := 0
 	var firstErr error
+	st := &stageTimes{}
 	start := time.Now()
 	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			mac := net.HardwareAddr{0x02, 0x77, 0, 0, byte(i >> 8), byte(i)}
-			if err := pxeClient(ns, d, hc, mac, scriptURL); err != nil {
+			if err := pxeClient(ns, d, hc, mac, scriptURL, st); err != nil {
 				mu.Lock()
 				failed++
 				if firstErr == nil {
@@ -234,6 +235,7 @@ func storm(b *testing.B, ns *netns.NS, n int, scriptURL string) (time.Duration, 
 	if firstErr != nil {
 		b.Logf("first failure: %v", firstErr)
 	}
+	b.Logf("%s: %s", scriptURL, st.String(n-failed))
 	return el, failed
 }
 
@@ -304,7 +306,29 @@ func (d *dhcpMux) exchange(req *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4
 	return nil, fmt.Errorf("no DHCP %s", want)
 }
 
-func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, scriptURL string) error {
+// stageTimes sums per-stage durations over the clients of one storm.
+type stageTimes struct {
+	mu               sync.Mutex
+	dhcp, tftp, http time.Duration
+	maxDHCP, maxTFTP time.Duration
+	maxHTTP          time.Duration
+}
+
+func (s *stageTimes) add(dh, tf, ht time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dhcp, s.tftp, s.http = s.dhcp+dh, s.tftp+tf, s.http+ht
+	s.maxDHCP, s.maxTFTP, s.maxHTTP = max(s.maxDHCP, dh), max(s.maxTFTP, tf), max(s.maxHTTP, ht)
+}
+
+func (s *stageTimes) String(n int) string {
+	avg := func(d time.Duration) string { return (d / time.Duration(max(n, 1))).Round(time.Millisecond).String() }
+	return fmt.Sprintf("per client avg/max: DHCP %s/%s, TFTP %s/%s, HTTP %s/%s", avg(s.dhcp), s.maxDHCP.Round(time.Millisecond),
+		avg(s.tftp), s.maxTFTP.Round(time.Millisecond), avg(s.http), s.maxHTTP.Round(time.Millisecond))
+}
+
+func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, scriptURL string, st *stageTimes) error {
+	t0 := time.Now()
 	opts := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true),
 		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
 		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC))}
@@ -330,6 +354,7 @@ func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, 
 		}
 		break
 	}
+	t1 := time.Now()
 	file := ack.BootFileName
 	if file == "" {
 		file = offer.BootFileName
@@ -357,6 +382,7 @@ func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, 
 	if _, err := wt.WriteTo(io.Discard); err != nil {
 		return fmt.Errorf("tftp %s: %w", file, err)
 	}
+	t2 := time.Now()
 	u := scriptURL
 	if strings.Contains(u, "%s") {
 		u = fmt.Sprintf(u, mac)
@@ -385,6 +411,7 @@ func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, 
 	if fetched != 2 {
 		return fmt.Errorf("script from %s named %d files, want kernel and initrd:\n%s", u, fetched, script)
 	}
+	st.add(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
 	return nil
 }
 

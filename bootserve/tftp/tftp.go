@@ -151,9 +151,10 @@ func (h *handler) read(name string, rf io.ReaderFrom) error {
 		ot.SetSize(fi.Size())
 	}
 	h.m.active.Inc()
-	// One read syscall per block is what tftpd-hpa does; a buffer
-	// reads ahead in 128 KiB chunks (tsize is already set above).
-	n, err := rf.ReadFrom(bufio.NewReaderSize(f, 128<<10))
+	// One read syscall per block is what tftpd-hpa does; a buffer reads
+	// ahead (tsize is already set above). Small files (the iPXE loaders)
+	// get a small buffer: storms of hundreds of clients fetch them at once.
+	n, err := rf.ReadFrom(bufio.NewReaderSize(f, int(min(max(fi.Size()+1, 4<<10), 128<<10))))
 	h.m.active.Dec()
 	h.m.bytes.Add(float64(n))
 	if err != nil && n == 0 && strings.Contains(err.Error(), "sending block 0: code=") {
