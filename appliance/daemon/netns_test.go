@@ -1,0 +1,137 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/dhcp"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
+	"github.com/swarmboot/swarmboot/pkg/netns"
+)
+
+// udhcpcScript configures the leased address (so curl can fetch) and
+// prints what the server offered.
+const udhcpcScript = `#!/bin/sh
+case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface" ;; esac
+echo "$1 ip=$ip boot_file=$boot_file" >> "$OUT"
+`
+
+// TestApplianceInNetns serves full-mode DHCP, TFTP and HTTP on a bridge in
+// a namespace of its own; a real DHCP client (busybox udhcpc posing as
+// iPXE) and curl in a second namespace take a lease, fetch the loader,
+// the script (with the kernel-line token), the kernel and the initrd, and
+// the store shows DHCP → TFTP → script → kernel → initrd for that MAC.
+func TestApplianceInNetns(t *testing.T) {
+	if err := netns.Check(); err != nil {
+		t.Skipf("the netns test needs network namespaces: %v", err)
+	}
+	for tool, pkg := range map[string]string{"busybox": "busybox-static", "curl": "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
+		}
+	}
+	ctx := context.Background()
+	srv, err := netns.New(ctx, "appl-srv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cli, err := netns.New(ctx, "appl-cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	if err := srv.AddBridge("br0", "10.77.0.1/24"); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.AddVethPeer("vcli", "br0", cli, "eth0", ""); err != nil {
+		t.Fatal(err)
+	}
+	var mac string
+	if err := cli.Do(func() error {
+		ifc, err := net.InterfaceByName("eth0")
+		if err == nil {
+			mac = ifc.HardwareAddr.String()
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	data, artifacts, ipxe := fixture(t)
+	pool := &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100), End: net.IPv4(10, 77, 0, 110), Netmask: net.CIDRMask(24, 32), LeaseTime: time.Hour}
+	var d *Daemon
+	err = srv.Do(func() (err error) {
+		d, err = New(Config{DataDir: data, Artifacts: artifacts, APIAddr: ":8443", MirrorEvery: 20 * time.Millisecond,
+			Boot: bootserve.Config{Interface: "br0", DHCP: dhcp.ModeFull, Pool: pool, IPXEDir: ipxe, Do: srv.Do}})
+		if err != nil {
+			return err
+		}
+		return d.Listen()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(runCtx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		d.Close()
+	})
+	if d.APIURL() != "https://10.77.0.1:8443" {
+		t.Errorf("agent API URL %q, want https://10.77.0.1:8443 (the bridge address)", d.APIURL())
+	}
+	putVM(t, d, store.VM{Name: "bare-1", MAC: mac, Image: "lab"})
+	tok, err := d.IssueToken("bare-1", 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	script, out := filepath.Join(dir, "udhcpc.sh"), filepath.Join(dir, "udhcpc.out")
+	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := cli.Command(ctx, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", script,
+		"-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845") // user class "iPXE"
+	cmd.Env = append(os.Environ(), "OUT="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("udhcpc: %v\n%s", err, b)
+	}
+	lease, _ := os.ReadFile(out)
+	if !strings.Contains(string(lease), "bound ip=10.77.0.1") || !strings.Contains(string(lease), "/boot/") {
+		t.Fatalf("udhcpc got %q: want a lease from the pool and the iPXE script URL", lease)
+	}
+	curl := func(u string) string {
+		t.Helper()
+		b, err := cli.Command(ctx, "curl", "-sSf", "--max-time", "10", u).Output()
+		if err != nil {
+			t.Fatalf("curl %s: %v", u, err)
+		}
+		return string(b)
+	}
+	curl("tftp://10.77.0.1/undionly.kpxe")
+	text := curl("http://10.77.0.1:8080/boot/" + mac + ".ipxe")
+	k := kernelLine.FindStringSubmatch(text)
+	if k == nil || !strings.Contains(k[2], TokenArg+"="+tok) {
+		t.Fatalf("script in the namespace lacks the token on its kernel line:\n%s", text)
+	}
+	curl(k[1])
+	for _, rd := range initrdLine.FindAllStringSubmatch(text, -1) {
+		curl(rd[1])
+	}
+	waitStore(t, d.Store(), mac, "token", timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest,
+		timeline.DHCPAck, timeline.TFTP, timeline.Script, timeline.Kernel, timeline.Initrd)
+}
