@@ -43,6 +43,12 @@ func needQEMU(t *testing.T) {
 
 // testInitrd writes a newc initramfs with busybox and initScript.
 func testInitrd(t *testing.T, ctx context.Context) string {
+	return testInitrdWith(t, ctx, initScript, nil)
+}
+
+// testInitrdWith writes a newc initramfs with busybox, init as /init and
+// extra files (archive name → host file).
+func testInitrdWith(t *testing.T, ctx context.Context, init string, extra map[string]string) string {
 	t.Helper()
 	bb, err := debfix.Busybox(ctx)
 	if err != nil {
@@ -69,7 +75,17 @@ func testInitrd(t *testing.T, ctx context.Context) string {
 	add(cpio.Header{Name: "dev", Mode: fs.ModeDir | 0o755}, nil)
 	add(cpio.Header{Name: "dev/console", Mode: fs.ModeDevice | fs.ModeCharDevice | 0o600, Devmajor: 5, Devminor: 1}, nil)
 	add(cpio.Header{Name: "bin/busybox", Mode: 0o755}, bin)
-	add(cpio.Header{Name: "init", Mode: 0o755}, []byte(initScript))
+	add(cpio.Header{Name: "init", Mode: 0o755}, []byte(init))
+	if len(extra) > 0 {
+		add(cpio.Header{Name: "m", Mode: fs.ModeDir | 0o755}, nil)
+	}
+	for name, src := range extra { // names under m/
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		add(cpio.Header{Name: name, Mode: 0o644}, b)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
