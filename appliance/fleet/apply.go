@@ -90,16 +90,21 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 			now[vms[i].Name] = &vms[i]
 		}
 	}
+	var powerOn []*vsphere.VM // created VMs and VMs found off: one power-on call
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.parallel())
 	for _, c := range p.Changes {
 		switch c.Action {
 		case Create:
 			g.Go(func() error {
-				if err := f.createOne(gctx, p, folder, c, now[c.Name]); err != nil {
+				vm, err := f.createOne(gctx, p, folder, c, now[c.Name])
+				if err != nil {
 					return err
 				}
 				add(&res.Created, c.Name)
+				mu.Lock()
+				powerOn = append(powerOn, vm)
+				mu.Unlock()
 				return nil
 			})
 		case Update:
@@ -111,19 +116,20 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 				return nil
 			})
 		case PowerOn:
-			g.Go(func() error {
-				if err := f.VS.PowerOn(gctx, c.VM); err != nil {
-					return err
-				}
-				f.progress("%s powered on", c.Name)
-				add(&res.PoweredOn, c.Name)
-				return nil
-			})
+			mu.Lock()
+			powerOn = append(powerOn, c.VM)
+			mu.Unlock()
+			res.PoweredOn = append(res.PoweredOn, c.Name)
 		case Rotate:
 			res.Rotate = append(res.Rotate, c.Name)
 		}
 	}
 	err := g.Wait()
+	if err == nil && len(powerOn) > 0 {
+		if err = f.VS.PowerOnMany(ctx, p.Placement.Datacenter, powerOn); err == nil {
+			f.progress("%d VMs powered on", len(powerOn))
+		}
+	}
 	for _, l := range [][]string{res.Created, res.Updated, res.PoweredOn, res.Deleted} {
 		sort.Strings(l)
 	}
@@ -151,7 +157,7 @@ func newToken() string {
 // createOne makes one VM. The token's hash is stored, bound to the BIOS
 // UUID we choose, before the VM exists, so a VM a killed run created is
 // always enrollable; tokens that never reached a VM are removed by sync.
-func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change, vm *vsphere.VM) error {
+func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change, vm *vsphere.VM) (*vsphere.VM, error) {
 	g := c.Group
 	log := f.log().With("vm", c.Name)
 	token := newToken()
@@ -167,15 +173,15 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 	var err error
 	switch {
 	case vm != nil && !vm.Managed:
-		return fmt.Errorf("vm %s: appeared in %s meanwhile but was not created by swarmboot: rename or remove it", c.Name, folder.InventoryPath)
+		return nil, fmt.Errorf("vm %s: appeared in %s meanwhile but was not created by swarmboot: rename or remove it", c.Name, folder.InventoryPath)
 	case vm != nil:
 		vm, err = f.adoptVM(ctx, vm)
 	default:
 		if err := f.storeToken(c.Name, token, spec.BIOSUUID); err != nil {
-			return err
+			return nil, err
 		}
 		if err := f.at(c.Name, "token-stored"); err != nil {
-			return err
+			return nil, err
 		}
 		vm, err = f.VS.CreateVM(ctx, p.Placement, folder, spec)
 		if errors.Is(err, vsphere.ErrExists) {
@@ -183,23 +189,20 @@ func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c
 		}
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	log.Info("created", "group", g.Name, "mac", vm.MAC, "bios_uuid", vm.BIOSUUID)
 	if err := f.at(c.Name, "created"); err != nil {
-		return err
-	}
-	if err := f.VS.PowerOn(ctx, vm); err != nil {
-		return err
-	}
-	if err := f.at(c.Name, "powered-on"); err != nil {
-		return err
+		return nil, err
 	}
 	if err := f.record(vm, "vm-created", fmt.Sprintf("group %s, %s boot, image %s", g.Name, g.Boot, orNone(spec.Image))); err != nil {
-		return err
+		return nil, err
+	}
+	if err := f.at(c.Name, "recorded"); err != nil {
+		return nil, err
 	}
 	f.progress("%s created (mac %s)", c.Name, vm.MAC)
-	return nil
+	return vm, nil
 }
 
 // storeToken records the hash of token for the VM name will get.

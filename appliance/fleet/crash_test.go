@@ -17,7 +17,7 @@ var errKilled = errors.New("killed")
 // and re-runs it: the result must be exactly the site's VMs, each once,
 // recorded, with exactly the one token in its guestinfo stored.
 func TestKilledApplyConverges(t *testing.T) {
-	for _, stage := range []string{"token-stored", "created", "powered-on"} {
+	for _, stage := range []string{"token-stored", "created", "recorded"} {
 		t.Run(stage, func(t *testing.T) {
 			e := newEnv(t)
 			f := e.fleet()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/object"
@@ -348,4 +349,54 @@ func (c *Client) WaitIP(ctx context.Context, vm *VM) (string, error) {
 	}
 	vm.IP = ip
 	return ip, nil
+}
+
+// PowerOnMany powers vms on with one vCenter call (PowerOnMultiVM) and
+// waits for each VM's power-on; VMs already on are fine. The error names
+// every VM that did not come up.
+func (c *Client) PowerOnMany(ctx context.Context, dc *object.Datacenter, vms []*VM) error {
+	if len(vms) == 0 {
+		return nil
+	}
+	byRef := map[types.ManagedObjectReference]*VM{}
+	refs := make([]types.ManagedObjectReference, 0, len(vms))
+	for _, vm := range vms {
+		refs = append(refs, vm.Ref)
+		byRef[vm.Ref] = vm
+	}
+	task, err := dc.PowerOnVM(ctx, refs)
+	if err != nil {
+		return Explain(err, "power on", fmt.Sprintf("%d VMs", len(vms)))
+	}
+	if task == nil { // ESX: powered on one by one already
+		return nil
+	}
+	info, err := c.wait(ctx, task)
+	if err != nil {
+		return Explain(err, "power on", fmt.Sprintf("%d VMs", len(vms)))
+	}
+	res, _ := info.Result.(types.ClusterPowerOnVmResult)
+	var failed []string
+	for _, na := range res.NotAttempted {
+		name := na.Vm.Value
+		if vm := byRef[na.Vm]; vm != nil {
+			name = vm.Name
+		}
+		failed = append(failed, name+" ("+na.Fault.LocalizedMessage+")")
+	}
+	for _, a := range res.Attempted {
+		vm := byRef[a.Vm]
+		if a.Task == nil || vm == nil {
+			continue
+		}
+		if _, err := c.wait(ctx, object.NewTask(c.VC, *a.Task)); err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
+			failed = append(failed, vm.Name+" ("+oneLine(err)+")")
+			continue
+		}
+		vm.PowerState = string(types.VirtualMachinePowerStatePoweredOn)
+	}
+	if len(failed) > 0 {
+		return &Error{Kind: ErrTask, Action: "power on", Object: "VMs " + strings.Join(failed, ", "), Reason: "did not power on", Advice: "see the vCenter task list, then run apply again"}
+	}
+	return nil
 }
