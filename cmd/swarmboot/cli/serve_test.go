@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -133,5 +134,76 @@ func TestServeHelpTeaches(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("serve --help lacks %q", want)
 		}
+	}
+}
+
+// TestServeEndToEnd runs `swarmboot serve --dhcp off` on loopback, asks it
+// for a script through HTTP and for the machine list through `swarmboot
+// machines`, then stops it through the context.
+func TestServeEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	art, ipxe := filepath.Join(dir, "out"), filepath.Join(dir, "ipxe")
+	for _, d := range []string{art, ipxe} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{
+		filepath.Join(art, "worker-kernel"): "K", filepath.Join(art, "worker-initrd.img"): "I",
+		filepath.Join(art, "worker-cmdline"): "console=ttyS0", filepath.Join(ipxe, "undionly.kpxe"): "B",
+		filepath.Join(ipxe, "ipxe.efi"): "E",
+	} {
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--data-dir", filepath.Join(dir, "data"), "serve", "--dhcp", "off", "--server-ip", "127.0.0.1",
+			"--http-addr", addr, "--tftp-addr", "127.0.0.1:0", "--artifacts", art, "--ipxe-dir", ipxe}, nil, &out, &errb)
+	}()
+	base := "http://" + addr
+	var body []byte
+	for i := 0; ; i++ {
+		resp, err := http.Get(base + "/boot/52:54:00:00:00:07.ipxe")
+		if err == nil {
+			body, _ = io.ReadAll(resp.Body)
+			resp.Body.Close()
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited %d: %s", code, errb.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if i > 100 {
+			t.Fatalf("serve does not answer: %v\n%s", err, errb.String())
+		}
+	}
+	if !strings.Contains(string(body), "/artifacts/worker-kernel?mac=52:54:00:00:00:07 initrd=initrd.img console=ttyS0") {
+		t.Errorf("script:\n%s", body)
+	}
+	var mout, merr bytes.Buffer
+	if code := Main(context.Background(), []string{"machines", "--server", base}, nil, &mout, &merr); code != 0 ||
+		!strings.Contains(mout.String(), "52:54:00:00:00:07") {
+		t.Errorf("machines: exit %d\n%s%s", code, mout.String(), merr.String())
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("serve exit %d after cancel: %s", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop after cancel")
 	}
 }
