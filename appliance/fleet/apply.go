@@ -140,7 +140,7 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 		return res, err
 	}
 	if opt.Wait {
-		if res.IPs, err = f.waitIPs(ctx, p.Placement); err != nil {
+		if res.IPs, err = f.WaitIPs(ctx, p.Placement); err != nil {
 			return res, err
 		}
 	}

@@ -97,8 +97,8 @@ func (f *Fleet) inSite(group string) bool {
 	return f.Site.Group(group) != nil
 }
 
-// waitIPs waits for the guest IP of every VM the site wants.
-func (f *Fleet) waitIPs(ctx context.Context, pl *vsphere.Placement) (map[string]string, error) {
+// WaitIPs waits for the guest IP (VMware Tools) of every VM the site wants.
+func (f *Fleet) WaitIPs(ctx context.Context, pl *vsphere.Placement) (map[string]string, error) {
 	folder, err := f.VS.Folder(ctx, pl)
 	if err != nil {
 		return nil, err

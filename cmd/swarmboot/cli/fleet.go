@@ -264,13 +264,16 @@ Example:
 			if !p.HasChanges() && !wait {
 				return nil
 			}
-			if s.sim != nil && wait {
+			fmt.Fprintln(g.Stderr, "Applying:")
+			// The simulated guests start only once apply's creates are done:
+			// the simulator races with itself when read during a create.
+			r, err := s.fleet.Apply(ctx, p, fleet.ApplyOptions{Wait: wait && s.sim == nil})
+			if err == nil && wait && s.sim != nil {
 				gctx, cancel := context.WithCancel(ctx)
 				defer cancel()
 				s.sim.StartGuests(gctx, s.fleet.VS)
+				r.IPs, err = s.fleet.WaitIPs(ctx, p.Placement)
 			}
-			fmt.Fprintln(g.Stderr, "Applying:")
-			r, err := s.fleet.Apply(ctx, p, fleet.ApplyOptions{Wait: wait})
 			if r != nil {
 				fmt.Fprintf(g.Stdout, "\nApply complete: %d added, %d changed, %d destroyed.\n", len(r.Created), len(r.Updated)+len(r.PoweredOn), len(r.Deleted))
 				if len(r.Rotate) > 0 {
