@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"sort"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -14,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/swarmboot/swarmboot/images/yml"
+	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 // AgentName is the service name of the baked-in swarmboot agent.
@@ -44,16 +48,91 @@ type Agent struct {
 	Files []yml.File
 }
 
+// TrustBind shows the agent the host's /etc/swarmboot (api.TrustDir),
+// read-only: appliance.json and ca.pem baked in by the builder (Agent.Files)
+// or laid over the initramfs by the appliance, and an optional token file.
+const TrustBind = api.TrustDir + ":" + api.TrustDir + ":ro"
+
 // AgentService is the services entry of the agent: the Docker socket and
-// data, the onboot logs (format/mount results) and devices, host network.
+// data, the onboot logs (format/mount results), the trust material,
+// devices, host network.
 func AgentService(ref string) *yml.Image {
 	binds := []string{
 		"/var/run:/var/run",
 		"/var/lib/docker:/var/lib/docker",
 		"/run/log/onboot:/run/log/onboot:ro",
+		TrustBind,
 		"/dev:/dev",
 	}
 	return &yml.Image{Name: AgentName, Image: ref, ImageConfig: yml.ImageConfig{BindsAdd: &binds, Net: "host"}}
+}
+
+// TrustFiles turns the site's public trust material (api.TrustFiles:
+// appliance.json with the agent API URL, ca.pem) into files entries for
+// Agent.Files, mode 0644, in a fixed order.
+func TrustFiles(c api.TrustConfig, caPEM []byte) ([]yml.File, error) {
+	m, err := api.TrustFiles(c, caPEM)
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	files := make([]yml.File, 0, len(names))
+	for _, n := range names {
+		content := string(m[n])
+		files = append(files, yml.File{Path: strings.TrimPrefix(n, "/"), Contents: &content, Mode: "0644"})
+	}
+	return files, nil
+}
+
+// withTrustBind returns s with TrustBind added unless something is already
+// mounted at api.TrustDir: a yml's own swarmboot-agent service keeps its
+// settings, but the agent cannot work without its trust material.
+func withTrustBind(s *yml.Image) *yml.Image {
+	for _, list := range []*[]string{s.Binds, s.BindsAdd} {
+		if list == nil {
+			continue
+		}
+		for _, b := range *list {
+			if parts := strings.Split(b, ":"); len(parts) >= 2 && path.Clean(parts[1]) == api.TrustDir {
+				return s
+			}
+		}
+	}
+	if s.Mounts != nil {
+		for _, m := range *s.Mounts {
+			if path.Clean(m.Destination) == api.TrustDir {
+				return s
+			}
+		}
+	}
+	out := *s
+	if s.Binds != nil { // binds replaces the image's binds and ignores binds.add
+		b := append(append([]string(nil), *s.Binds...), TrustBind)
+		out.Binds = &b
+	} else {
+		b := append([]string(nil), TrustBind)
+		if s.BindsAdd != nil {
+			b = append(append([]string(nil), *s.BindsAdd...), TrustBind)
+		}
+		out.BindsAdd = &b
+	}
+	return &out
+}
+
+// trustDirFile makes sure api.TrustDir exists in the image (a bind's source
+// must exist for runc) when no file entry creates it already.
+func trustDirFile(files []yml.File) []yml.File {
+	dir := strings.TrimPrefix(api.TrustDir, "/")
+	for _, f := range files {
+		if p := strings.Trim(path.Clean("/"+f.Path), "/"); p == dir || strings.HasPrefix(p, dir+"/") {
+			return files
+		}
+	}
+	return append(files, yml.File{Path: dir, Directory: true, Mode: "0755"})
 }
 
 // withAgent returns c with the agent service and files added (a copy), and
@@ -77,11 +156,11 @@ func withAgent(c *yml.Config, src ImageSource, ag *Agent) (*yml.Config, ImageSou
 		return nil, nil, fmt.Errorf("agent: set Agent.Image or Agent.Binary")
 	}
 	out := *c
-	out.Files = append(append([]yml.File(nil), c.Files...), ag.Files...)
+	out.Files = trustDirFile(append(append([]yml.File(nil), c.Files...), ag.Files...))
 	out.Services = append([]*yml.Image(nil), c.Services...)
 	for i, s := range out.Services {
 		if s.Name == AgentName {
-			declared := *s
+			declared := *withTrustBind(s)
 			declared.Image = ref
 			out.Services[i] = &declared
 			return &out, src, nil

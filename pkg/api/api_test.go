@@ -104,6 +104,18 @@ func TestLoadTrust(t *testing.T) {
 	if err != nil || c.ServerName != "appliance" || pool == nil {
 		t.Fatalf("round trip: %+v %v", c, err)
 	}
+	// Only certificates reach ca.pem: a key in the same file is refused,
+	// text around the blocks is dropped.
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	kder, _ := x509.MarshalECPrivateKey(key)
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	if _, err := TrustFiles(TrustConfig{URL: "https://10.77.0.1:8443"}, append(append([]byte(nil), certPEM...), keyPEM...)); err == nil || !strings.Contains(err.Error(), "EC PRIVATE KEY") {
+		t.Fatalf("CA file with a key: %v", err)
+	}
+	files, err = TrustFiles(TrustConfig{URL: "https://10.77.0.1:8443"}, append([]byte("subject=CN = swarmboot CA\n"), certPEM...))
+	if err != nil || !bytes.Equal(files[filepath.Join(TrustDir, TrustCAFile)], certPEM) {
+		t.Fatalf("ca.pem = %q, %v; want the certificate alone", files[filepath.Join(TrustDir, TrustCAFile)], err)
+	}
 }
 
 func FuzzDecode(f *testing.F) {

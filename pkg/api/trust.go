@@ -86,17 +86,30 @@ func LoadTrust(dir string) (*TrustConfig, *x509.CertPool, error) {
 
 // TrustFiles returns what the image builder writes into an image: the
 // absolute path of each trust file and its content. It checks the config
-// and that caPEM holds a certificate.
+// and that caPEM holds certificates and nothing else: a PEM block of any
+// other type (a private key pasted into the same file) is refused, and text
+// outside the blocks is dropped, so ca.pem carries only certificates.
 func TrustFiles(c TrustConfig, caPEM []byte) (map[string][]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("appliance trust: %w", err)
 	}
-	blk, _ := pem.Decode(caPEM)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, errors.New("appliance trust: the CA is not a PEM certificate")
+	var certs []byte
+	for rest := caPEM; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("appliance trust: the CA file holds a %q block; give the CA certificate only (never a key: images are not secret)", blk.Type)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return nil, fmt.Errorf("appliance trust: CA: %w", err)
+		}
+		certs = append(certs, pem.EncodeToMemory(&pem.Block{Type: blk.Type, Bytes: blk.Bytes})...)
 	}
-	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-		return nil, fmt.Errorf("appliance trust: CA: %w", err)
+	if certs == nil {
+		return nil, errors.New("appliance trust: the CA is not a PEM certificate")
 	}
 	cfg, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -104,6 +117,6 @@ func TrustFiles(c TrustConfig, caPEM []byte) (map[string][]byte, error) {
 	}
 	return map[string][]byte{
 		filepath.Join(TrustDir, TrustConfigFile): append(cfg, '\n'),
-		filepath.Join(TrustDir, TrustCAFile):     caPEM,
+		filepath.Join(TrustDir, TrustCAFile):     certs,
 	}, nil
 }
