@@ -49,6 +49,8 @@ type poolFile struct {
 	Router    string   `yaml:"router"`
 	DNS       []string `yaml:"dns"`
 	LeaseTime string   `yaml:"lease_time"`
+	// Reservations maps a MAC to the address it always gets.
+	Reservations map[string]string `yaml:"reservations"`
 }
 
 // serveEnv maps flags to their environment variables.
@@ -101,7 +103,13 @@ A config file:
   dhcp: full
   artifacts: /srv/swarmboot/out
   default_image: worker
-  pool: {start: 10.77.0.100, end: 10.77.0.199, netmask: 255.255.255.0, router: 10.77.0.1, lease_time: 1h}
+  pool:
+    start: 10.77.0.100
+    end: 10.77.0.199
+    netmask: 255.255.255.0
+    router: 10.77.0.1
+    lease_time: 1h
+    reservations: {52:54:00:12:34:56: 10.77.0.10}
   machines:
     52:54:00:12:34:56: {image: manager, args: "swarmboot.role=manager"}`,
 		Args: cobra.NoArgs,
@@ -260,6 +268,16 @@ func (p *poolFile) pool() (*dhcp.Pool, error) {
 			return nil, err
 		}
 		out.DNS = append(out.DNS, v)
+	}
+	for mac, addr := range p.Reservations {
+		v, err := ip("reservation for "+mac, addr)
+		if err != nil {
+			return nil, err
+		}
+		if out.Reservations == nil {
+			out.Reservations = map[string]net.IP{}
+		}
+		out.Reservations[mac] = v
 	}
 	if p.LeaseTime != "" {
 		if out.LeaseTime, err = time.ParseDuration(p.LeaseTime); err != nil {

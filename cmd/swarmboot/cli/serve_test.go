@@ -25,7 +25,7 @@ func TestServeConfigLayers(t *testing.T) {
 dhcp: full
 artifacts: /srv/out
 http_addr: ":9000"
-pool: {start: 10.77.0.100, end: 10.77.0.110, router: 10.77.0.1, lease_time: 1h}
+pool: {start: 10.77.0.100, end: 10.77.0.110, router: 10.77.0.1, lease_time: 1h, reservations: {52-54-00-12-34-56: 10.77.0.10}}
 machines:
   52-54-00-12-34-56: {image: manager, args: "swarmboot.role=manager"}
 `), 0o644); err != nil {
@@ -55,7 +55,8 @@ machines:
 	if !c.RouterAdverts {
 		t.Error("--ipv6-ra auto with --dhcp full did not turn router advertisements on")
 	}
-	if c.Pool == nil || c.Pool.LeaseTime != time.Hour || !c.Pool.Start.Equal(net.IPv4(10, 77, 0, 100)) {
+	if c.Pool == nil || c.Pool.LeaseTime != time.Hour || !c.Pool.Start.Equal(net.IPv4(10, 77, 0, 100)) ||
+		!c.Pool.Reservations["52-54-00-12-34-56"].Equal(net.IPv4(10, 77, 0, 10)) {
 		t.Errorf("pool = %+v", c.Pool)
 	}
 	// Unknown keys are refused with the file name.
@@ -119,7 +120,13 @@ func TestMachinesAndEvents(t *testing.T) {
 		t.Errorf("unseen machine: exit %d, %s", code, errb.String())
 	}
 	errb.Reset()
-	if code := Main(context.Background(), []string{"machines", "--server", "http://127.0.0.1:1"}, nil, &out, &errb); code == 0 ||
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedURL := "http://" + closed.Addr().String()
+	closed.Close()
+	if code := Main(context.Background(), []string{"machines", "--server", closedURL}, nil, &out, &errb); code == 0 ||
 		!strings.Contains(errb.String(), "is `swarmboot serve` running") {
 		t.Errorf("no server: exit %d, %s", code, errb.String())
 	}
