@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
@@ -250,4 +251,35 @@ func FuzzRedact(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestNewFailsCleanly: a New that fails releases the store (the next
+// start is not told "in use by another swarmboot process") and says what
+// to do.
+func TestNewFailsCleanly(t *testing.T) {
+	t.Parallel()
+	data, artifacts, _ := fixture(t)
+	unreachable := &site.Site{Datacenter: "DC0", Datastore: "ds", Network: "net",
+		VCenter: site.VCenter{URL: "https://" + freeAddr(t) + "/sdk", User: "u", Password: "p", Insecure: true}}
+	for name, cfg := range map[string]Config{
+		"no iPXE loaders": {Boot: bootserve.Config{IPXEDir: t.TempDir()}},
+		"no vCenter":      {Boot: bootserve.Config{IPXEDir: filepath.Join(filepath.Dir(artifacts), "ipxe")}, Site: unreachable},
+		"bad API URL":     {Boot: bootserve.Config{IPXEDir: filepath.Join(filepath.Dir(artifacts), "ipxe")}, APIURL: "http://x"},
+	} {
+		cfg.DataDir, cfg.Artifacts = data, artifacts
+		cfg.Boot.DHCP, cfg.Boot.ServerIP, cfg.Boot.HTTPAddr = dhcp.ModeOff, net.IPv4(127, 0, 0, 1), "127.0.0.1:1"
+		start := time.Now()
+		d, err := New(cfg)
+		t.Logf("%s: %v after %s", name, err, time.Since(start).Round(time.Millisecond))
+		if err == nil {
+			d.Close()
+			t.Errorf("%s: New succeeded", name)
+			continue
+		}
+		st, err := store.Open(store.DefaultPath(data))
+		if err != nil {
+			t.Fatalf("%s: store still held after a failed New: %v", name, err)
+		}
+		st.Close()
+	}
 }

@@ -122,6 +122,8 @@ type Daemon struct {
 
 // New opens the store and the CA under cfg.DataDir, starts the vCenter
 // simulator when asked, and prepares every server; nothing listens yet.
+// When the boot server's IP comes from cfg.Boot.Interface, call New where
+// that interface is (inside the lab's namespace: from netns.NS.Do).
 func New(cfg Config) (d *Daemon, err error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("daemon: Config.DataDir is empty: give the appliance's data directory (--data-dir)")
@@ -142,15 +144,16 @@ func New(cfg Config) (d *Daemon, err error) {
 	if d.tl == nil {
 		d.tl = &timeline.Log{}
 	}
+	built := d // the error returns below set d to nil
 	defer func() {
 		if err != nil {
-			d.Close()
+			built.Close()
 		}
 	}()
 	if d.st, err = store.Open(store.DefaultPath(cfg.DataDir)); err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, func() { d.st.Close() })
+	d.closers = append(d.closers, func() { _ = built.st.Close() })
 
 	bc := cfg.Boot
 	bc.Booter = &booter{d: d, fallback: cfg.Boot.Booter}
@@ -174,9 +177,24 @@ func New(cfg Config) (d *Daemon, err error) {
 	d.mirror = &mirror{st: d.st, tl: d.tl, log: d.log, forget: d.args.forget}
 
 	if cfg.Site != nil {
-		if d.vc, err = openVCenter(context.Background(), cfg.Site, cfg.Simulate, d.st, d.log); err != nil {
-			return nil, err
+		// vCenter is reached from the caller's original network namespace
+		// even when New runs inside the boot network's (netns.NS.Do locks
+		// only this goroutine's thread): the simulator listens and govmomi
+		// dials from other goroutines, so both must be on the same side.
+		type opened struct {
+			vc  *vcenter
+			err error
 		}
+		ch := make(chan opened, 1)
+		go func() {
+			vc, err := openVCenter(context.Background(), cfg.Site, cfg.Simulate, d.st, d.log)
+			ch <- opened{vc, err}
+		}()
+		o := <-ch
+		if o.err != nil {
+			return nil, o.err
+		}
+		d.vc = o.vc
 		d.closers = append(d.closers, d.vc.close)
 		d.api.Guestinfo = d.vc
 	}

@@ -62,17 +62,19 @@ func (m *mirror) once() {
 		macs[mac] = true
 		out = append(out, m.newBootEvents(mac, m.tl.Events(mc.MAC))...)
 	}
-	err := m.st.Update(func(tx *store.Tx) error {
-		for _, e := range out {
-			if err := tx.AppendEvent(e); err != nil {
-				return err
+	if len(out) > 0 { // an empty write transaction would still sync the file
+		err := m.st.Update(func(tx *store.Tx) error {
+			for _, e := range out {
+				if err := tx.AppendEvent(e); err != nil {
+					return err
+				}
 			}
+			return nil
+		})
+		if err != nil {
+			m.log.Warn("mirror boot events into the store", "err", err)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		m.log.Warn("mirror boot events into the store", "err", err)
-		return
 	}
 	m.fromStore(macs)
 }

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
@@ -25,7 +25,8 @@ echo "$1 ip=$ip boot_file=$boot_file" >> "$OUT"
 `
 
 // TestApplianceInNetns serves full-mode DHCP, TFTP and HTTP on a bridge in
-// a namespace of its own; a real DHCP client (busybox udhcpc posing as
+// a namespace of its own, created (as the lab does) from inside that
+// namespace with a simulated vCenter applying the site; a real DHCP client (busybox udhcpc posing as
 // iPXE) and curl in a second namespace take a lease, fetch the loader,
 // the script (with the kernel-line token), the kernel and the initrd, and
 // the store shows DHCP → TFTP → script → kernel → initrd for that MAC.
@@ -55,23 +56,17 @@ func TestApplianceInNetns(t *testing.T) {
 	if err := srv.AddVethPeer("vcli", "br0", cli, "eth0", ""); err != nil {
 		t.Fatal(err)
 	}
-	var mac string
-	if err := cli.Do(func() error {
-		ifc, err := net.InterfaceByName("eth0")
-		if err == nil {
-			mac = ifc.HardwareAddr.String()
-		}
-		return err
-	}); err != nil {
+	s, err := site.Parse(filepath.Join(t.TempDir(), "lab.yml"), []byte(labSite), func(string) string { return "" })
+	if err != nil {
 		t.Fatal(err)
 	}
-
 	data, artifacts, ipxe := fixture(t)
 	pool := &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100), End: net.IPv4(10, 77, 0, 110), Netmask: net.CIDRMask(24, 32), LeaseTime: time.Hour}
 	var d *Daemon
 	err = srv.Do(func() (err error) {
 		d, err = New(Config{DataDir: data, Artifacts: artifacts, APIAddr: ":8443", MirrorEvery: 20 * time.Millisecond,
-			Boot: bootserve.Config{Interface: "br0", DHCP: dhcp.ModeFull, Pool: pool, IPXEDir: ipxe, Do: srv.Do}})
+			Boot: bootserve.Config{Interface: "br0", DHCP: dhcp.ModeFull, Pool: pool, IPXEDir: ipxe, Do: srv.Do},
+			Site: s, Simulate: true})
 		if err != nil {
 			return err
 		}
@@ -93,8 +88,21 @@ func TestApplianceInNetns(t *testing.T) {
 	if d.APIURL() != "https://10.77.0.1:8443" {
 		t.Errorf("agent API URL %q, want https://10.77.0.1:8443 (the bridge address)", d.APIURL())
 	}
-	putVM(t, d, store.VM{Name: "bare-1", MAC: mac, Image: "lab"})
-	tok, err := d.IssueToken("bare-1", 5*time.Minute)
+	// The lab's flow: the simulated VM's MAC goes to the machine that
+	// netboots (here the client namespace's NIC).
+	<-d.Applied()
+	if err := d.ApplyErr(); err != nil {
+		t.Fatalf("apply on the simulator from inside the namespace: %v", err)
+	}
+	vms, err := d.Unenrolled()
+	if err != nil || len(vms) != 1 {
+		t.Fatalf("unenrolled VMs after apply: %+v, %v; want lab-m1", vms, err)
+	}
+	mac := vms[0].MAC
+	if err := cli.IP(ctx, "link", "set", "eth0", "address", mac); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := d.IssueToken(vms[0].Name, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +140,6 @@ func TestApplianceInNetns(t *testing.T) {
 	for _, rd := range initrdLine.FindAllStringSubmatch(text, -1) {
 		curl(rd[1])
 	}
-	waitStore(t, d.Store(), mac, "token", timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest,
+	waitStore(t, d.Store(), mac, "vm-created", "token", timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest,
 		timeline.DHCPAck, timeline.TFTP, timeline.Script, timeline.Kernel, timeline.Initrd)
 }
