@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,7 +36,10 @@ type pxeCase struct {
 	// disabled): OVMF fetches ipxe.efi over TFTP first.
 	nativePXE bool
 	mac       string
-	want      []timeline.Kind
+	// unknownFirst makes the first script request find an unknown machine:
+	// it must wait, ask again and boot.
+	unknownFirst bool
+	want         []timeline.Kind
 }
 
 // bootLab is a network namespace with a bridge, a tap for the VM and a
@@ -64,7 +68,7 @@ func needRealBoot(t *testing.T) {
 	}
 }
 
-func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode) *bootLab {
+func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode, unknownFirst bool) *bootLab {
 	t.Helper()
 	art := bootFixture(t)
 	ns, err := netns.New(ctx, "sbpxe")
@@ -79,10 +83,23 @@ func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode) *bootLab {
 		t.Fatal(err)
 	}
 	tl := &timeline.Log{}
+	var booter bootserve.Booter = &bootserve.DirBooter{Dir: art}
+	if unknownFirst {
+		var once sync.Once
+		dir := booter
+		booter = bootserve.BooterFunc(func(ctx context.Context, m bootserve.Machine) (*bootserve.Boot, error) {
+			unknown := false
+			once.Do(func() { unknown = true })
+			if unknown {
+				return nil, bootserve.ErrUnknown
+			}
+			return dir.Boot(ctx, m)
+		})
+	}
 	cfg := bootserve.Config{
 		Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: mode,
 		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69",
-		Artifacts: art, StateDir: t.TempDir(), Booter: &bootserve.DirBooter{Dir: art},
+		Artifacts: art, StateDir: t.TempDir(), Booter: booter, RetryAfter: time.Second,
 		RouterAdverts: true, Timeline: tl, Log: testLogger(t), Do: ns.Do,
 	}
 	if mode == dhcp.ModeFull {
@@ -147,7 +164,7 @@ func runPXE(t *testing.T, c pxeCase) {
 	// packages' boots may hold; the boot itself has its own limit below.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	lab := startLab(t, ctx, c.mode)
+	lab := startLab(t, ctx, c.mode, c.unknownFirst)
 	if c.mode == dhcp.ModeProxy {
 		startDnsmasq(t, ctx, lab)
 	}
@@ -209,11 +226,12 @@ func tail(s string, n int) string {
 }
 
 // TestPXEBIOSFull: SeaBIOS → iPXE NIC ROM → our DHCP (full) → script →
-// kernel → initrd → marker.
+// kernel → initrd → marker. The machine is unknown at first: it gets the
+// "register and retry" script, waits, asks again and boots.
 func TestPXEBIOSFull(t *testing.T) {
-	runPXE(t, pxeCase{firmware: "bios", mode: dhcp.ModeFull, mac: "52:54:00:77:00:01",
+	runPXE(t, pxeCase{firmware: "bios", mode: dhcp.ModeFull, mac: "52:54:00:77:00:01", unknownFirst: true,
 		want: []timeline.Kind{timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest, timeline.DHCPAck,
-			timeline.Script, timeline.Kernel, timeline.Initrd}})
+			timeline.Script, timeline.Script, timeline.Kernel, timeline.Initrd}})
 }
 
 // TestPXEBIOSProxy: addresses come from a separate dnsmasq; we only add

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,9 @@ type Config struct {
 	// machines it does not know (nil → "register and retry").
 	Booter  Booter
 	Default *Boot
+	// RetryAfter is how long unknown machines wait before asking again
+	// (0 → 30 s).
+	RetryAfter time.Duration
 	// Overrides gives per-machine DHCP choices (nil → none).
 	Overrides dhcp.Overrides
 	// RouterAdverts sends minimal IPv6 router advertisements on
@@ -132,7 +136,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.log.Info("iPXE loaders staged", "dir", loaders, "files", staged)
 	s.tftpSrv = &tftp.Server{Root: loaders, Log: s.log.With("proto", "tftp"), Recorder: s.nb, Resolve: s.nb.MAC, Metrics: s.reg}
-	s.httpSrv = &httpboot.Server{Booter: cfg.Booter, Default: cfg.Default, Artifacts: cfg.Artifacts, Loaders: loaders,
+	s.httpSrv = &httpboot.Server{Booter: cfg.Booter, Default: cfg.Default, RetryAfter: cfg.RetryAfter, Artifacts: cfg.Artifacts, Loaders: loaders,
 		BaseURL: s.cfg.HTTPBase, Timeline: s.tl, Resolve: s.nb.MAC, Registry: s.reg, Log: s.log.With("proto", "http")}
 	if _, err := s.httpSrv.Handler(); err != nil {
 		return nil, err
