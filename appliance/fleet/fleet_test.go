@@ -229,3 +229,25 @@ func TestApplyFaultsAreOneLineAndRerunConverges(t *testing.T) {
 	e.apply(t)
 	e.checkConverged(t)
 }
+
+func TestApplyRestoresLostStoreRecords(t *testing.T) {
+	e := newEnv(t)
+	e.apply(t)
+	// The appliance lost its records (a restored backup, say): vCenter still
+	// has the VMs; a no-change apply records them again from vCenter.
+	e.store.Update(func(tx *store.Tx) error {
+		vms, _ := tx.VMs()
+		for _, vm := range vms {
+			tx.DeleteVM(vm.Name)
+		}
+		return nil
+	})
+	p := e.plan(t)
+	if p.HasChanges() {
+		t.Fatalf("plan: %+v", p.Changes)
+	}
+	if _, err := e.fleet().Apply(context.Background(), p, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.checkConverged(t)
+}

@@ -261,9 +261,8 @@ Example:
 				return err
 			}
 			p.Write(g.Stdout)
-			if !p.HasChanges() && !wait {
-				return nil
-			}
+			// Apply even without changes: it also brings the store's records
+			// (MACs, UUIDs for bootserve) in line with vCenter.
 			fmt.Fprintln(g.Stderr, "Applying:")
 			// The simulated guests start only once apply's creates are done:
 			// the simulator races with itself when read during a create.
