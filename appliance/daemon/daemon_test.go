@@ -61,7 +61,7 @@ groups:
 
 // freeAddr returns a loopback TCP address nobody listens on (bootserve
 // builds its URLs from the configured address, so it cannot be :0).
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -74,7 +74,7 @@ func freeAddr(t *testing.T) string {
 
 // fixture makes a data dir, an artifacts dir with image "lab" and a
 // directory of stand-in iPXE loaders.
-func fixture(t *testing.T) (data, artifacts, ipxe string) {
+func fixture(t testing.TB) (data, artifacts, ipxe string) {
 	t.Helper()
 	root := t.TempDir()
 	data, artifacts, ipxe = filepath.Join(root, "data"), filepath.Join(root, "out"), filepath.Join(root, "ipxe")
