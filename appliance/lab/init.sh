@@ -1,13 +1,13 @@
 #!/bin/busybox sh
-# swarmboot lab init: a busybox stand-in for linuxkit/init. It mounts the
-# pseudo file systems, loads the kernel modules listed in modules.load,
-# brings up the network with udhcpc, then runs the image the way LinuxKit
-# lays it out: every containers/onboot/NNN-NAME bundle in order with runc
-# (each must finish), then every containers/services/NAME bundle in the
-# background (logs in /var/log/NAME.log), from a tmpfs root (see below).
-# Bundles with a lower/ directory
-# get an overlay (lower + tmp/upper) mounted on rootfs/ first, and the
-# directories runtime.json lists under "mkdir" are created.
+# swarmboot lab init: a busybox stand-in for linuxkit/init. It moves the
+# root to a tmpfs, mounts the pseudo file systems, loads the kernel modules
+# listed in modules.load, brings up eth0 with udhcpc, then runs the image the
+# way LinuxKit lays it out: every containers/onboot/NNN-NAME bundle in order
+# with runc (each must finish; logs in /run/log/onboot/NAME.log), then every
+# containers/services/NAME bundle in the background (logs in
+# /var/log/NAME.log). Bundles with a lower/ directory get an overlay (lower +
+# tmp/upper) mounted on rootfs/ first, and the directories runtime.json lists
+# under "mkdir" are created.
 /bin/busybox --install -s /bin 2>/dev/null
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 say() { echo "swarmboot-init: $*" >/dev/console; }
@@ -91,10 +91,12 @@ for b in /containers/onboot/*; do
 	name=${b##*/}
 	prepare "$b"
 	t0=$(cut -d' ' -f1 /proc/uptime)
-	if runc run --bundle "$b" "$name" </dev/null >/var/log/onboot.$name.log 2>&1; then
+	log=/run/log/onboot/$name.log
+	mkdir -p /run/log/onboot
+	if runc run --bundle "$b" "$name" </dev/null >"$log" 2>&1; then
 		say "onboot $name done ($t0 → $(cut -d' ' -f1 /proc/uptime) s)"
 	else
-		say "onboot $name FAILED:"; head -n 20 /var/log/onboot.$name.log
+		say "onboot $name FAILED:"; head -n 20 "$log"
 	fi
 	runc delete -f "$name" 2>/dev/null
 done

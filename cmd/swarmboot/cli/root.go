@@ -118,6 +118,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newEventsCmd,
 	newTokenCmd,
 	newDemoCmd,
+	newLabCmd,
 	newPushCmd,
 	newPlanCmd,
 	newApplyCmd,
