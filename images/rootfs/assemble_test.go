@@ -345,12 +345,23 @@ func TestSourceDenied(t *testing.T) {
 	if err := os.Symlink(filepath.Join(data, "ca.key"), link); err != nil {
 		t.Fatal(err)
 	}
-	for _, src := range []string{filepath.Join(data, "ca.key"), link} {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	relData, err := filepath.Rel(wd, data) // a relative --data-dir
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ src, deny string }{
+		{filepath.Join(data, "ca.key"), data}, {link, data}, {filepath.Join(data, "ca.key"), relData},
+	} {
+		src := tc.src
 		c := loadTestYML(t, "files:\n  - path: etc/x\n    source: "+src+"\n")
 		rec := newRecorder(t)
-		_, err := Assemble(context.Background(), c, testImages(t), rec, Options{DenySourceDirs: []string{data}})
+		_, err := Assemble(context.Background(), c, testImages(t), rec, Options{DenySourceDirs: []string{tc.deny}})
 		if err == nil || !strings.Contains(err.Error(), "which holds swarmboot's secrets") {
-			t.Errorf("%s: err = %v", src, err)
+			t.Errorf("%s (deny %s): err = %v", src, tc.deny, err)
 		}
 		for _, e := range rec.entries {
 			if strings.Contains(e.data, "PRIVATE") {

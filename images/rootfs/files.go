@@ -116,9 +116,9 @@ func readSource(f *yml.File, deny []string) (data []byte, skip bool, err error) 
 	} else if !filepath.IsAbs(src) && f.Pos.File != "" {
 		src = filepath.Join(filepath.Dir(f.Pos.File), src)
 	}
-	if real, err := filepath.EvalSymlinks(src); err == nil {
+	if real, err := realAbs(src); err == nil {
 		for _, d := range deny {
-			if rd, err := filepath.EvalSymlinks(d); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
+			if rd, err := realAbs(d); err == nil && (real == rd || strings.HasPrefix(real, rd+string(filepath.Separator))) {
 				return nil, false, fmt.Errorf("source %s is inside %s, which holds swarmboot's secrets; copy what the image may carry elsewhere", src, d)
 			}
 		}
@@ -136,6 +136,16 @@ func readSource(f *yml.File, deny []string) (data []byte, skip bool, err error) 
 		return nil, false, fmt.Errorf("source %s: %w", src, err)
 	}
 	return data, false, nil
+}
+
+// realAbs is p with symlinks resolved, absolute (a relative --data-dir and
+// an absolute source must still compare).
+func realAbs(p string) (string, error) {
+	r, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Abs(r)
 }
 
 // metadata renders the whole config as yaml or json (files[].metadata).
