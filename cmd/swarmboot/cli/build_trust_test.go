@@ -253,6 +253,14 @@ func TestBuildTrustFlags(t *testing.T) {
 		})
 	}
 
+	var help, herr bytes.Buffer
+	Main(context.Background(), []string{"build", "--help"}, strings.NewReader(""), &help, &herr)
+	for _, w := range []string{"--agent bin/swarmboot-agent", "--appliance-url https://", "--ca FILE", "/etc/swarmboot/ca.pem"} {
+		if !strings.Contains(help.String(), w) {
+			t.Errorf("build --help lacks %q", w)
+		}
+	}
+
 	// --ca FILE is what gets baked, not the data dir's CA.
 	data := filepath.Join(dir, "data")
 	if _, err := ca.Open(enroll.CADir(data)); err != nil {
