@@ -28,7 +28,9 @@ func offline(t *testing.T, cfg Config) *Daemon {
 	data, artifacts, ipxe := fixture(t)
 	cfg.DataDir, cfg.Artifacts = data, artifacts
 	cfg.Boot.DHCP, cfg.Boot.ServerIP, cfg.Boot.IPXEDir = dhcp.ModeOff, net.IPv4(127, 0, 0, 1), ipxe
-	cfg.Boot.HTTPAddr, cfg.Boot.TFTPAddr = "127.0.0.1:1", "127.0.0.1:0"
+	// A free port, not a fixed one: tests that go on to Listen run in
+	// parallel and would otherwise collide on the same address.
+	cfg.Boot.HTTPAddr, cfg.Boot.TFTPAddr = freeAddr(t), "127.0.0.1:0"
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
