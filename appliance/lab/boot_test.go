@@ -59,7 +59,8 @@ var selftestRE = regexp.MustCompile(`SWARMBOOT-LAB-SELFTEST docker=(\S+) after (
 // TestLabBoot builds linuxkit/lab.yml from the synthesized lab images with
 // the real builder and boots it in QEMU twice on one disk: the first boot
 // formats the empty disk and dockerd (a runc service) answers with
-// /var/lib/docker on it; the second boot finds the file system and keeps it.
+// /var/lib/docker on it and makes a one-node swarm; the second boot finds
+// the file system and keeps it, and the swarm is still there.
 func TestLabBoot(t *testing.T) {
 	needApt(t)
 	if err := qemu.Check(); err != nil {
@@ -75,6 +76,7 @@ func TestLabBoot(t *testing.T) {
 	if err := os.Truncate(disk, 1<<30); err != nil {
 		t.Fatal(err)
 	}
+	swarmInit := []string{"swarm-init=done", "swarm-init=skipped"}
 	for i, want := range []string{"FORMATTED=yes", "FORMATTED=no"} {
 		start := time.Now()
 		vm, err := qemu.Start(ctx, qemu.Config{Kernel: kernel, Initrd: initrd, Disks: []string{disk},
@@ -93,9 +95,14 @@ func TestLabBoot(t *testing.T) {
 			t.Errorf("boot %d: docker=%s disk=%q, want a version and PERSISTENT=yes %s\nserial:\n%s", i+1, m[1], m[3], want, vm.Output())
 		}
 		info, err := vm.WaitFor(ctx, regexp.MustCompile(`SWARMBOOT-LAB-INFO|Error`))
-		if err != nil || !strings.Contains(info, "root=/var/lib/docker") {
-			t.Errorf("boot %d: docker info: %q %v", i+1, info, err)
+		// Boot 1 makes a one-node swarm (the ingress network needs vxlan,
+		// IPVS and iptables from the lab kernel); boot 2 finds it on disk.
+		for _, w := range []string{"root=/var/lib/docker", "swarm=active", swarmInit[i], "ingress"} {
+			if err != nil || !strings.Contains(info, w) {
+				t.Errorf("boot %d: docker info %q lacks %s (%v)", i+1, info, w, err)
+			}
 		}
+		t.Logf("boot %d: %s", i+1, info)
 		select {
 		case <-vm.Done():
 		case <-ctx.Done():

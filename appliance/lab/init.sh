@@ -121,7 +121,14 @@ if [ -n "$(arg swarmboot.selftest)" ]; then
 		sleep 1; i=$((i+1))
 	done
 	say "SWARMBOOT-LAB-SELFTEST docker=${v:-none} after ${i}s $(cat /run/swarmboot/disk.env 2>/dev/null | tr '\n' ' ')"
-	runc exec docker docker info --format 'SWARMBOOT-LAB-INFO driver={{.Driver}} root={{.DockerRootDir}} swarm={{.Swarm.LocalNodeState}}' 2>&1
+	# A one-node swarm on loopback: its state lives in /var/lib/docker, so
+	# the next boot from the same disk finds it active without an init.
+	init=skipped
+	if [ "$(runc exec docker docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" != active ]; then
+		runc exec docker docker swarm init --advertise-addr 127.0.0.1 >/tmp/swarm.log 2>&1 && init=done || { init=failed; cat /tmp/swarm.log; }
+	fi
+	nets=$(runc exec docker docker network ls --format '{{.Name}}' 2>&1 | sort | tr '\n' ,)
+	runc exec docker docker info --format "SWARMBOOT-LAB-INFO driver={{.Driver}} root={{.DockerRootDir}} swarm={{.Swarm.LocalNodeState}} swarm-init=$init networks=$nets" 2>&1
 	if [ "$(arg swarmboot.selftest)" = poweroff ]; then
 		sync
 		poweroff -f
