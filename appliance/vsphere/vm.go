@@ -333,7 +333,10 @@ func (c *Client) Destroy(ctx context.Context, vm *VM) error {
 	}
 	task, err := c.Object(vm).Destroy(ctx)
 	if err == nil {
-		_, err = c.wait(ctx, task)
+		// The full wait, not c.wait's early reads: destroys are not latency
+		// critical, and the simulator reports a destroy done while it still
+		// deletes the VM's files (an early return races the next destroy).
+		err = task.Wait(ctx)
 	}
 	if err != nil && !fault.Is(err, &types.ManagedObjectNotFound{}) {
 		return Explain(err, "delete", "VM "+vm.Name)
