@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/types"
 
@@ -248,6 +249,41 @@ func TestApplyRestoresLostStoreRecords(t *testing.T) {
 	}
 	if _, err := e.fleet().Apply(context.Background(), p, ApplyOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	e.checkConverged(t)
+}
+
+func TestImageAlreadyOnDatastore(t *testing.T) {
+	e := newEnv(t)
+	e.site.Groups[0].Image = "[LocalDS_0] docker/docker.iso"
+	_, err := e.fleet().Plan(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "group managers") || !strings.Contains(err.Error(), "swarmboot push") {
+		t.Fatalf("plan with a missing datastore ISO: %v", err)
+	}
+	ctx := context.Background()
+	pl, err := e.vs.Resolve(ctx, e.site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := object.NewFileManager(e.vs.VC)
+	if err := fm.MakeDirectory(ctx, "[LocalDS_0] docker", pl.Datacenter, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.Datastore.Upload(ctx, strings.NewReader("iso bytes"), "docker/docker.iso", nil); err != nil {
+		t.Fatal(err)
+	}
+	p := e.plan(t)
+	if len(p.Pushes) != 0 || p.Count(Create) != 4 {
+		t.Fatalf("plan: pushes %d, creates %d", len(p.Pushes), p.Count(Create))
+	}
+	e.apply(t)
+	for _, listed := range e.vms(t) {
+		if listed.Name == "tf-sw-m1" {
+			vm, _ := e.vs.Get(ctx, listed.Ref)
+			if vm.ISO != "[LocalDS_0] docker/docker.iso" {
+				t.Errorf("CD-ROM %q", vm.ISO)
+			}
+		}
 	}
 	e.checkConverged(t)
 }

@@ -78,10 +78,16 @@ func (f *Fleet) Plan(ctx context.Context) (*Plan, error) {
 	seen := map[string]bool{}
 	for _, g := range f.Site.Groups {
 		im, ok := p.images[g.Name]
-		if !ok || im.Local == "" || seen[im.DSPath] {
+		if !ok || seen[im.DSPath] {
 			continue
 		}
 		seen[im.DSPath] = true
+		if im.Local == "" { // "[ds] path" given: it must be there already
+			if err := f.VS.CheckISO(ctx, pl.Datacenter, im.DSPath); err != nil {
+				return nil, fmt.Errorf("%s:%d: group %s: %w", f.Site.Path, g.Line, g.Name, err)
+			}
+			continue
+		}
 		if ok, err := f.VS.Exists(ctx, pl.Datastore, im.File, im.Local); err != nil {
 			return nil, err
 		} else if !ok {

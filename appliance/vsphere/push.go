@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/fault"
+	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
@@ -181,4 +182,27 @@ func (c *Client) Exists(ctx context.Context, ds *object.Datastore, file, local s
 		return false, Explain(err, "check", "ISO "+ds.Path(file))
 	}
 	return ok && size == st.Size(), nil
+}
+
+// CheckISO checks that the datastore path "[ds] dir/file.iso" exists in dc.
+func (c *Client) CheckISO(ctx context.Context, dc *object.Datacenter, dsPath string) error {
+	var p object.DatastorePath
+	if !p.FromString(dsPath) || p.Path == "" {
+		return fmt.Errorf("image %q: want \"[datastore] path/file.iso\"", dsPath)
+	}
+	f := find.NewFinder(c.VC, false)
+	f.SetDatacenter(dc)
+	ds, err := f.Datastore(ctx, p.Datastore)
+	if err != nil {
+		return Explain(err, "look up the datastore of", "image "+dsPath)
+	}
+	_, ok, err := c.statSize(ctx, ds, p.Path)
+	if err != nil {
+		return Explain(err, "check", "image "+dsPath)
+	}
+	if !ok {
+		return &Error{Kind: ErrNotFound, Action: "check", Object: "image " + dsPath, Reason: "no such file on the datastore",
+			Advice: "upload it (swarmboot push ISO) or point image: at a local ISO"}
+	}
+	return nil
 }
