@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,42 +17,77 @@ import (
 	"github.com/swarmboot/swarmboot/pkg/qemu"
 )
 
+var (
+	labOnce                          sync.Once
+	labKernel, labInitrdPath, labCmd string
+	labDir                           string
+	labErr                           error
+)
+
+// TestMain removes the artifacts buildLab shares between tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if labDir != "" {
+		os.RemoveAll(labDir)
+	}
+	os.Exit(code)
+}
+
 // buildLab synthesizes the lab images into a fresh store and builds
-// linuxkit/lab.yml with the real builder; it returns the kernel and initrd.
-func buildLab(t *testing.T, ctx context.Context) (kernel, initrd, cmdline string) {
+// linuxkit/lab.yml with the real builder (once per test binary); it returns
+// the artifacts directory (lab-kernel, lab-initrd.img, lab-cmdline), the
+// kernel, the initrd and the image's command line.
+func buildLab(t *testing.T, ctx context.Context) (dir, kernel, initrd, cmdline string) {
 	t.Helper()
-	s, err := store.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if _, err := Images(ctx, s, t.TempDir()); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("lab images synthesized in %v", time.Since(start).Round(time.Millisecond))
-	cfg, err := yml.Load("../../linuxkit/lab.yml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	start = time.Now()
-	m, err := build.Build(ctx, build.FromYML(cfg, s, ""), build.Options{Name: "lab", OutDir: out, Formats: []string{build.FormatKernelInitrd}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range m.Artifacts {
-		if a.Kind == "initrd" {
-			t.Logf("lab initrd %.1f MiB gzip'd, built in %v", float64(a.Size)/(1<<20), time.Since(start).Round(time.Millisecond))
+	labOnce.Do(func() {
+		labDir, labErr = os.MkdirTemp("", "swarmboot-labtest-")
+		if labErr != nil {
+			return
 		}
-	}
-	if keep := os.Getenv("SWARMBOOT_LAB_KEEP"); keep != "" { // for debugging by hand
-		for _, f := range []string{"lab-kernel", "lab-initrd.img"} {
-			if b, err := os.ReadFile(filepath.Join(out, f)); err == nil {
-				os.WriteFile(filepath.Join(keep, f), b, 0o644)
+		var s *store.Store
+		if s, labErr = store.Open(filepath.Join(labDir, "store")); labErr != nil {
+			return
+		}
+		start := time.Now()
+		if _, labErr = Images(ctx, s, filepath.Join(labDir, "stage")); labErr != nil {
+			return
+		}
+		os.RemoveAll(filepath.Join(labDir, "stage"))
+		t.Logf("lab images synthesized in %v", time.Since(start).Round(time.Millisecond))
+		var cfg *yml.Config
+		if cfg, labErr = yml.Load("../../linuxkit/lab.yml"); labErr != nil {
+			return
+		}
+		out := filepath.Join(labDir, "out")
+		start = time.Now()
+		m, err := build.Build(ctx, build.FromYML(cfg, s, ""), build.Options{Name: "lab", OutDir: out, Formats: []string{build.FormatKernelInitrd}})
+		if labErr = err; err != nil {
+			return
+		}
+		for _, a := range m.Artifacts {
+			if a.Kind == "initrd" {
+				t.Logf("lab initrd %.1f MiB gzip'd, built in %v", float64(a.Size)/(1<<20), time.Since(start).Round(time.Millisecond))
 			}
 		}
+		labKernel, labInitrdPath, labCmd = filepath.Join(out, "lab-kernel"), filepath.Join(out, "lab-initrd.img"), m.Cmdline
+	})
+	if labErr != nil {
+		t.Fatal(labErr)
 	}
-	return filepath.Join(out, "lab-kernel"), filepath.Join(out, "lab-initrd.img"), m.Cmdline
+	return filepath.Dir(labKernel), labKernel, labInitrdPath, labCmd
+}
+
+// emptyDisk returns a sparse raw disk of size bytes.
+func emptyDisk(t *testing.T, size int64) string {
+	t.Helper()
+	disk := filepath.Join(t.TempDir(), "docker.img")
+	if err := os.WriteFile(disk, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(disk, size); err != nil {
+		t.Fatal(err)
+	}
+	return disk
 }
 
 var selftestRE = regexp.MustCompile(`SWARMBOOT-LAB-SELFTEST docker=(\S+) after (\d+)s(.*)`)
@@ -68,14 +104,8 @@ func TestLabBoot(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	kernel, initrd, cmdline := buildLab(t, ctx)
-	disk := filepath.Join(t.TempDir(), "docker.img")
-	if err := os.WriteFile(disk, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(disk, 1<<30); err != nil {
-		t.Fatal(err)
-	}
+	_, kernel, initrd, cmdline := buildLab(t, ctx)
+	disk := emptyDisk(t, 1<<30)
 	swarmInit := []string{"swarm-init=done", "swarm-init=skipped"}
 	for i, want := range []string{"FORMATTED=yes", "FORMATTED=no"} {
 		start := time.Now()
