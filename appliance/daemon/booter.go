@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/enroll"
+	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
 )
@@ -159,7 +160,7 @@ func (b *booter) Boot(ctx context.Context, m bootserve.Machine) (*bootserve.Boot
 		return nil, fmt.Errorf("%s: %w (no VM with this MAC in the store)", mac, bootserve.ErrUnknown)
 	}
 	image := b.d.cfg.DefaultImage
-	if vm != nil && vm.Image != "" && !strings.ContainsAny(vm.Image, `/\[`) {
+	if vm != nil && site.IsBuildName(vm.Image) {
 		image = vm.Image // a build name; an ISO path is for iso boots
 	}
 	dir := &bootserve.DirBooter{Dir: b.d.cfg.Artifacts, Default: image,

@@ -205,6 +205,7 @@ func Parse(file string, data []byte, getenv func(string) string) (*Site, error) 
 		"resource_pool": p.str(&s.ResourcePool),
 		"network":       p.str(&s.Network),
 		"folder":        p.str(&s.Folder),
+		"artifacts":     p.str(&s.Artifacts),
 		"groups":        func(n *yaml.Node) { groups = n },
 	})
 	if groups != nil {

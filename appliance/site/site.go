@@ -23,7 +23,8 @@
 //	    firmware: bios      # bios | efi
 //	    boot: iso           # iso | pxe
 //	    role: worker        # manager | worker
-//	    image: out/docker.iso
+//	    image: worker       # a build name (artifacts/worker.iso), an ISO file, or "[ds] path.iso"
+//	artifacts: out          # where `swarmboot build -o` writes (default out/)
 package site
 
 import (
@@ -50,6 +51,7 @@ type Site struct {
 	ResourcePool string
 	Network      string
 	Folder       string // slash-separated, relative to the datacenter's vm folder
+	Artifacts    string // where `swarmboot build -o` wrote images (default "out", relative to the site file)
 	Groups       []Group
 }
 
@@ -121,17 +123,33 @@ func (s *Site) Group(name string) *Group {
 	return nil
 }
 
-// ImagePath resolves a group's image to a local ISO file path relative to
-// the site file, or returns ok=false when the image is already a datastore
-// path ("[ds] dir/file.iso").
+// ImagePath resolves a group's image to a local ISO file path, or returns
+// onDatastore=true when the image is already a datastore path
+// ("[ds] dir/file.iso"). A bare build name (no slash, no .iso suffix) is
+// the ISO that `swarmboot build --name NAME` wrote into the artifacts
+// directory; other relative paths are relative to the site file.
 func (s *Site) ImagePath(g *Group) (path string, onDatastore bool) {
 	if strings.HasPrefix(g.Image, "[") {
 		return g.Image, true
 	}
-	if filepath.IsAbs(g.Image) || s.Path == "" {
-		return g.Image, false
+	img := g.Image
+	if IsBuildName(img) {
+		dir := s.Artifacts
+		if dir == "" {
+			dir = "out"
+		}
+		img = filepath.Join(dir, img+".iso")
 	}
-	return filepath.Join(filepath.Dir(s.Path), g.Image), false
+	if filepath.IsAbs(img) || s.Path == "" {
+		return img, false
+	}
+	return filepath.Join(filepath.Dir(s.Path), img), false
+}
+
+// IsBuildName reports whether a group's image names a build (as
+// `swarmboot build --name` gives it) rather than a file or datastore path.
+func IsBuildName(image string) bool {
+	return image != "" && !strings.ContainsAny(image, `/\[`) && !strings.HasSuffix(strings.ToLower(image), ".iso")
 }
 
 // Load reads and validates the site file at path, taking secrets from the

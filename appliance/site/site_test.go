@@ -153,3 +153,33 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestImagePathBuildName(t *testing.T) {
+	t.Parallel()
+	src := "datacenter: DC0\ndatastore: d\nnetwork: n\nartifacts: /srv/builds\n" +
+		"groups:\n  - {name: w, pattern: \"w-{n}\", count: 1, boot: iso, image: worker}\n" +
+		"  - {name: f, pattern: \"f-{n}\", count: 1, boot: iso, image: isos/docker.iso}\n" +
+		"  - {name: d, pattern: \"d-{n}\", count: 1, boot: iso, image: \"[ds1] swarmboot/x.iso\"}\n"
+	s, err := Parse("/etc/swarmboot/site.yml", []byte(src), func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{
+		"w": "/srv/builds/worker.iso",         // a build name: the artifacts dir
+		"f": "/etc/swarmboot/isos/docker.iso", // a relative file: next to the site file
+		"d": "[ds1] swarmboot/x.iso",          // already on the datastore
+	} {
+		if p, _ := s.ImagePath(s.Group(name)); p != want {
+			t.Errorf("group %s: ImagePath = %s, want %s", name, p, want)
+		}
+	}
+	s.Artifacts = ""
+	if p, _ := s.ImagePath(s.Group("w")); p != "/etc/swarmboot/out/worker.iso" {
+		t.Errorf("default artifacts dir: ImagePath = %s", p)
+	}
+	for img, want := range map[string]bool{"worker": true, "worker.iso": false, "out/worker": false, "[ds] a.iso": false, "": false} {
+		if IsBuildName(img) != want {
+			t.Errorf("IsBuildName(%q) = %v", img, !want)
+		}
+	}
+}
