@@ -26,13 +26,11 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*e = Event(v.plain)
-	if v.MAC != "" {
-		mac, err := net.ParseMAC(v.MAC)
-		if err != nil {
-			return fmt.Errorf("timeline event mac %q: %w", v.MAC, err)
-		}
-		e.MAC = mac
+	mac, err := parseMAC("event", v.MAC)
+	if err != nil {
+		return err
 	}
+	e.MAC = mac
 	return nil
 }
 
@@ -56,13 +54,11 @@ func (m *Machine) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*m = Machine(v.plain)
-	if v.MAC != "" {
-		mac, err := net.ParseMAC(v.MAC)
-		if err != nil {
-			return fmt.Errorf("timeline machine mac %q: %w", v.MAC, err)
-		}
-		m.MAC = mac
+	mac, err := parseMAC("machine", v.MAC)
+	if err != nil {
+		return err
 	}
+	m.MAC = mac
 	return nil
 }
 
@@ -71,4 +67,17 @@ func macString(m net.HardwareAddr) string {
 		return ""
 	}
 	return m.String()
+}
+
+// parseMAC reads the MAC of a timeline what ("event", "machine") as
+// MarshalJSON writes it; "" is no MAC.
+func parseMAC(what, s string) (net.HardwareAddr, error) {
+	if s == "" {
+		return nil, nil
+	}
+	mac, err := net.ParseMAC(s)
+	if err != nil {
+		return nil, fmt.Errorf("timeline %s mac %q: %w", what, s, err)
+	}
+	return mac, nil
 }
