@@ -83,10 +83,38 @@ type Log struct {
 }
 
 type machine struct {
-	mac    net.HardwareAddr
-	first  time.Time
-	last   Event
-	events []Event
+	mac   net.HardwareAddr
+	first time.Time
+	last  Event
+	// ring holds the kept events; once it is full at the bound, the oldest
+	// is at head and Record overwrites it instead of shifting the rest.
+	ring []Event
+	head int
+}
+
+// add keeps e and at most max-1 older events.
+func (m *machine) add(e Event, max int) {
+	if len(m.ring) == max {
+		m.ring[m.head] = e
+		m.head = (m.head + 1) % max
+		return
+	}
+	if m.head != 0 || len(m.ring) > max {
+		// The bound changed since the ring filled: back to oldest-first.
+		ev := m.events()
+		if len(ev) >= max {
+			ev = ev[len(ev)-max+1:]
+		}
+		m.ring, m.head = ev, 0
+	}
+	m.ring = append(m.ring, e)
+}
+
+// events returns a copy of the kept events, oldest first.
+func (m *machine) events() []Event {
+	out := make([]Event, 0, len(m.ring))
+	out = append(out, m.ring[m.head:]...)
+	return append(out, m.ring[:m.head]...)
 }
 
 // Machine summarizes one machine in a Log.
@@ -120,11 +148,7 @@ func (l *Log) Record(e Event) {
 		m = &machine{mac: e.MAC, first: e.Time}
 		l.machines[key] = m
 	}
-	if len(m.events) >= max {
-		n := copy(m.events, m.events[len(m.events)-max+1:])
-		m.events = m.events[:n]
-	}
-	m.events = append(m.events, e)
+	m.add(e, max)
 	m.last = e
 }
 
@@ -153,7 +177,7 @@ func (l *Log) Machines() []Machine {
 	defer l.mu.Unlock()
 	out := make([]Machine, 0, len(l.machines))
 	for _, m := range l.machines {
-		out = append(out, Machine{MAC: slices.Clone(m.mac), FirstSeen: m.first, Last: m.last, Events: len(m.events)})
+		out = append(out, Machine{MAC: slices.Clone(m.mac), FirstSeen: m.first, Last: m.last, Events: len(m.ring)})
 	}
 	sort.Slice(out, func(i, j int) bool { return bytes.Compare(out[i].MAC, out[j].MAC) < 0 })
 	return out
@@ -167,7 +191,7 @@ func (l *Log) Events(mac net.HardwareAddr) []Event {
 	if m == nil {
 		return nil
 	}
-	return slices.Clone(m.events)
+	return m.events()
 }
 
 // Kinds returns the kinds of events in order.

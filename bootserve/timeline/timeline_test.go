@@ -156,3 +156,37 @@ func TestJSONRoundTrip(t *testing.T) {
 		t.Error("bad mac accepted")
 	}
 }
+
+// TestLogRingOrder checks Events against the plain model (keep the newest
+// PerMachine events, oldest first) after every Record, also when PerMachine
+// changes while the ring is full and wrapped.
+func TestLogRingOrder(t *testing.T) {
+	t.Parallel()
+	var l Log
+	m := mac("52:54:00:00:00:02")
+	var model []string
+	i := 0
+	for _, bound := range []int{4, 4, 7, 3, 3, 1, 5, 2} {
+		l.PerMachine = bound
+		for range 2*bound + 1 {
+			d := fmt.Sprint(i)
+			i++
+			l.Record(Event{MAC: m, Kind: TFTP, Detail: d})
+			model = append(model, d)
+			if len(model) > bound {
+				model = model[len(model)-bound:]
+			}
+			ev := l.Events(m)
+			got := make([]string, len(ev))
+			for j, e := range ev {
+				got[j] = e.Detail
+			}
+			if fmt.Sprint(got) != fmt.Sprint(model) {
+				t.Fatalf("PerMachine %d after event %s: events %v, want %v", bound, d, got, model)
+			}
+			if n := l.Machines()[0].Events; n != len(model) {
+				t.Fatalf("Machines().Events = %d, want %d", n, len(model))
+			}
+		}
+	}
+}
