@@ -272,15 +272,7 @@ func probe(dir string) error {
 		return err
 	}
 	defer os.Remove(name)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeSync(f, data); err != nil {
 		return err
 	}
 	back, err := os.ReadFile(name)

@@ -176,6 +176,14 @@ func writeFileSync(path string, b []byte, mode os.FileMode) error {
 	if err != nil {
 		return err
 	}
+	if err := writeSync(f, b); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// writeSync writes b to f, fsyncs and closes it; f is closed on every path.
+func writeSync(f *os.File, b []byte) error {
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
@@ -184,8 +192,5 @@ func writeFileSync(path string, b []byte, mode os.FileMode) error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }
