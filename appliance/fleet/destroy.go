@@ -25,11 +25,7 @@ func (f *Fleet) Targets(ctx context.Context, sel Selection) ([]vsphere.VM, error
 	if err != nil {
 		return nil, err
 	}
-	folder, err := f.VS.Folder(ctx, pl)
-	if err != nil {
-		return nil, err
-	}
-	vms, err := f.VS.List(ctx, folder)
+	vms, err := f.folderVMs(ctx, pl)
 	if err != nil {
 		return nil, err
 	}

@@ -14,11 +14,7 @@ import (
 // one (adopting VMs an interrupted run created), none for VMs that are
 // gone, and no token that cannot reach a VM.
 func (f *Fleet) sync(ctx context.Context, pl *vsphere.Placement) error {
-	folder, err := f.VS.Folder(ctx, pl)
-	if err != nil {
-		return err
-	}
-	vms, err := f.VS.List(ctx, folder)
+	vms, err := f.folderVMs(ctx, pl)
 	if err != nil {
 		return err
 	}
@@ -97,13 +93,18 @@ func (f *Fleet) inSite(group string) bool {
 	return f.Site.Group(group) != nil
 }
 
-// WaitIPs waits for the guest IP (VMware Tools) of every VM the site wants.
-func (f *Fleet) WaitIPs(ctx context.Context, pl *vsphere.Placement) (map[string]string, error) {
+// folderVMs lists every VM in the site's folder (ours and others').
+func (f *Fleet) folderVMs(ctx context.Context, pl *vsphere.Placement) ([]vsphere.VM, error) {
 	folder, err := f.VS.Folder(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
-	vms, err := f.VS.List(ctx, folder)
+	return f.VS.List(ctx, folder)
+}
+
+// WaitIPs waits for the guest IP (VMware Tools) of every VM the site wants.
+func (f *Fleet) WaitIPs(ctx context.Context, pl *vsphere.Placement) (map[string]string, error) {
+	vms, err := f.folderVMs(ctx, pl)
 	if err != nil {
 		return nil, err
 	}
