@@ -121,18 +121,17 @@ Examples:
 	}
 	fl := cmd.Flags()
 	// The boot flags are serve's, with the same names, defaults and
-	// environment variables (applyServeConfig layers them).
-	fl.StringVarP(&cfgPath, "config", "c", "", "YAML config file of `swarmboot serve` (interface, dhcp, pool, machines, …)")
-	fl.StringVarP(&f.Interface, "interface", "i", "", "boot network interface")
-	fl.StringVar(&f.ServerIP, "server-ip", "", "our IPv4 address on the boot network (default: the interface's first)")
-	fl.StringVar(&f.DHCP, "dhcp", "proxy", "DHCP mode: proxy, full or off")
-	fl.StringVar(&f.Artifacts, "artifacts", "out", "directory of NAME-kernel/NAME-initrd.img/NAME-cmdline (swarmboot build -o)")
-	fl.StringVar(&f.HTTPAddr, "http-addr", ":8080", "HTTP listen address (iPXE scripts, artifacts, /api, /metrics)")
-	fl.StringVar(&f.HTTPBase, "http-base", "", "URL machines reach the HTTP server at (default http://SERVER-IP:PORT)")
-	fl.StringVar(&f.TFTPAddr, "tftp-addr", ":69", "TFTP listen address")
-	fl.StringVar(&f.IPXEDir, "ipxe-dir", "", "directory with undionly.kpxe and ipxe.efi (default: Debian's /usr/lib/ipxe)")
-	fl.StringVar(&f.DefaultImage, "default-image", "", "image for VMs without one, and for machines the store does not know")
-	fl.StringVar(&f.IPv6RA, "ipv6-ra", "auto", "minimal IPv6 router advertisements so iPXE skips its ~13 s IPv6 wait: auto (on with --dhcp full), on, off")
+	// environment variables (applyServeConfig layers them); some of their
+	// help says what they mean for the appliance.
+	addServeFlags(fl, &cfgPath, &f)
+	for name, usage := range map[string]string{
+		"config":        "YAML config file of `swarmboot serve` (interface, dhcp, pool, machines, …)",
+		"http-addr":     "HTTP listen address (iPXE scripts, artifacts, /api, /metrics)",
+		"default-image": "image for VMs without one, and for machines the store does not know",
+		"ipv6-ra":       "minimal IPv6 router advertisements so iPXE skips its ~13 s IPv6 wait: auto (on with --dhcp full), on, off",
+	} {
+		fl.Lookup(name).Usage = usage
+	}
 	fl.StringVar(&apiAddr, "api-addr", fmt.Sprintf(":%d", daemon.DefaultAPIPort), "agent API listen address (TLS)")
 	fl.StringVar(&apiURL, "api-url", "", "agent API URL as agents reach it (default https://SERVER-IP:API-PORT)")
 	fl.StringSliceVar(&apiHosts, "api-host", nil, "more DNS names or IPs for the agent API's certificate")

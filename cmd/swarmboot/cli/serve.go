@@ -134,8 +134,15 @@ A config file:
 			return s.Run(ctx)
 		},
 	}
-	fl := cmd.Flags()
-	fl.StringVarP(&cfgPath, "config", "c", "", "YAML config file (see above)")
+	addServeFlags(cmd.Flags(), &cfgPath, &f)
+	return cmd
+}
+
+// addServeFlags registers the boot flags of `swarmboot serve` on fl, bound
+// to cfgPath and f. `swarmboot appliance` registers the same ones, so both
+// commands share names, defaults and environment variables (serveEnv).
+func addServeFlags(fl *pflag.FlagSet, cfgPath *string, f *serveFile) {
+	fl.StringVarP(cfgPath, "config", "c", "", "YAML config file (see above)")
 	fl.StringVarP(&f.Interface, "interface", "i", "", "boot network interface")
 	fl.StringVar(&f.ServerIP, "server-ip", "", "our IPv4 address on the boot network (default: the interface's first)")
 	fl.StringVar(&f.DHCP, "dhcp", "proxy", "DHCP mode: proxy, full or off")
@@ -146,7 +153,6 @@ A config file:
 	fl.StringVar(&f.IPXEDir, "ipxe-dir", "", "directory with undionly.kpxe and ipxe.efi (default: Debian's /usr/lib/ipxe)")
 	fl.StringVar(&f.DefaultImage, "default-image", "", "image for machines without an entry (default: the only image in --artifacts)")
 	fl.StringVar(&f.IPv6RA, "ipv6-ra", "auto", "send minimal IPv6 router advertisements so iPXE skips its ~13 s IPv6 wait: auto (on with --dhcp full), on, off")
-	return cmd
 }
 
 // fields names the string settings of f by flag name.
