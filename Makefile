@@ -24,7 +24,8 @@ deps: ## Install the Debian packages tests and the lab need (root)
 # booting at once on two cores would spend their boot timeouts queueing for
 # the machine-wide VM slot (pkg/qemu).
 test: deps ## Run every test, real boots included (root for netns/QEMU tests)
-	$(GO) test -race -count=1 -run '^$$' ./... >/dev/null
+	@echo "compiling the race-enabled test binaries"; log=$$(mktemp); \
+	  $(GO) test -race -count=1 -run '^$$' ./... >$$log 2>&1 || { cat $$log; rm -f $$log; exit 1; }; rm -f $$log
 	$(GO) test -race -p 1 -timeout $(TEST_TIMEOUT) ./...
 
 fmt: ## Check formatting (gofmt, goimports)
