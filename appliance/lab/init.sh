@@ -110,6 +110,11 @@ for b in /containers/services/*; do
 	 say "service $name exited ($(cat /run/swarmboot/service.$name.exited)):"
 	 tail -n 30 /var/log/$name.log) &
 	say "service $name started"
+	# The agent's log on the console: its enrollment and swarm steps are
+	# what a lab user watches (it never logs its token).
+	if [ "$name" = swarmboot-agent ]; then
+		(sleep 1; tail -n +1 -F /var/log/$name.log 2>/dev/null | while read -r l; do echo "agent: $l"; done >/dev/console) &
+	fi
 done
 
 # A test hook: print the answer of the docker service's engine.

@@ -1,0 +1,146 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+// NodeSummary is one machine's state as its agent last reported it.
+type NodeSummary struct {
+	Name, Role string
+	Report     *api.Report
+	// Stages maps each stage (Stages) to the time from power-on to its
+	// first event in the current boot.
+	Stages map[string]time.Duration
+	Events []store.Event
+}
+
+// Summary collects every machine's last report and stage times since its
+// last power-on or reset.
+func (l *Lab) Summary() ([]NodeSummary, error) {
+	var out []NodeSummary
+	for _, mc := range l.Machines {
+		r, _, err := l.Report(mc.Name)
+		if err != nil {
+			return nil, fmt.Errorf("lab: %s: %w", mc.Name, err)
+		}
+		ev, err := l.prog.events(mc)
+		if err != nil {
+			return nil, err
+		}
+		ns := NodeSummary{Name: mc.Name, Role: mc.Role, Report: r, Stages: map[string]time.Duration{}, Events: ev}
+		for _, e := range ev {
+			st := stageOf(e.Kind)
+			if st == "" || e.Time.Before(mc.started) {
+				continue
+			}
+			if _, ok := ns.Stages[st]; !ok {
+				ns.Stages[st] = e.Time.Sub(mc.started)
+			}
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// PrintSummary writes the swarm's node list (from the agents' reports of
+// docker info), each node's disk and its stage times.
+func PrintSummary(w io.Writer, nodes []NodeSummary) {
+	fmt.Fprintf(w, "swarm nodes:\n  %-8s %-8s %-26s %-7s %-15s %s\n", "NAME", "ROLE", "NODE ID", "STATE", "ADDRESS", "CLUSTER")
+	for _, n := range nodes {
+		if n.Report == nil {
+			fmt.Fprintf(w, "  %-8s (no report)\n", n.Name)
+			continue
+		}
+		s := n.Report.Swarm
+		fmt.Fprintf(w, "  %-8s %-8s %-26s %-7s %-15s %s\n", n.Name, s.Role, s.NodeID, s.State, s.NodeAddr, s.ClusterID)
+	}
+	fmt.Fprintf(w, "disks:\n")
+	for _, n := range nodes {
+		if n.Report != nil {
+			d := n.Report.Disk
+			fmt.Fprintf(w, "  %-8s persistent=%v device=%s fs=%s formatted=%s\n", n.Name, d.Persistent, d.Device, d.FSType, d.Formatted)
+			for _, p := range d.Problems {
+				fmt.Fprintf(w, "           problem: %s\n", p)
+			}
+		}
+	}
+	fmt.Fprintf(w, "seconds from power-on:\n  %-8s", "NAME")
+	for _, s := range Stages {
+		fmt.Fprintf(w, " %7s", s)
+	}
+	fmt.Fprintln(w)
+	for _, n := range nodes {
+		fmt.Fprintf(w, "  %-8s", n.Name)
+		for _, s := range Stages {
+			if d, ok := n.Stages[s]; ok {
+				fmt.Fprintf(w, " %7.1f", d.Seconds())
+			} else {
+				fmt.Fprintf(w, " %7s", "-")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// RebootWorkers reboots every worker: the running ones first, by QMP
+// system_reset, then those powered off to keep within MaxVMs, by a cold
+// start from their disk. It returns when each has reported from the swarm
+// again.
+func (l *Lab) RebootWorkers(ctx context.Context) error {
+	var reset, cold []*Machine
+	run := l.running()
+	for _, mc := range l.Machines {
+		if mc.Role != "worker" {
+			continue
+		}
+		if slices.Contains(run, mc) {
+			reset = append(reset, mc)
+		} else {
+			cold = append(cold, mc)
+		}
+	}
+	for _, mc := range reset {
+		at := time.Now()
+		if err := mc.vm.Reset(); err != nil {
+			return fmt.Errorf("lab: reset %s: %w", mc.Name, err)
+		}
+		mc.started = at
+		fmt.Fprintf(l.opt.Out, "lab: %s reset (QMP system_reset)\n", mc.Name)
+		if _, err := l.prog.waitSwarm(ctx, mc, at); err != nil {
+			return err
+		}
+	}
+	for _, mc := range cold {
+		at := time.Now()
+		if err := l.start(ctx, mc); err != nil {
+			return err
+		}
+		if _, err := l.prog.waitSwarm(ctx, mc, at); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Usage is the appliance's (this process's) CPU time since the first VM
+// was powered on, and its peak resident memory, from getrusage(2). The
+// QEMU VMs are child processes and not counted.
+func (l *Lab) Usage() (cpu time.Duration, maxRSS int64) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, 0
+	}
+	return rusageCPU(&ru) - l.cpuAtBoot, ru.Maxrss * 1024
+}
+
+func rusageCPU(ru *syscall.Rusage) time.Duration {
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}

@@ -1,0 +1,181 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+	imgstore "github.com/swarmboot/swarmboot/images/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
+	"github.com/swarmboot/swarmboot/pkg/netns"
+)
+
+// syncBuf is a concurrency-safe progress sink that also streams to the log.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+	t  *testing.T
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.t.Log(strings.TrimRight(string(p), "\n"))
+	return s.b.Write(p)
+}
+
+// TestLabUp is the project's end-to-end test: lab.Up brings up the
+// appliance (simulated vCenter, full DHCP) in a namespace and netboots one
+// manager and two workers in QEMU with their tokens on the kernel line;
+// they enroll and form a swarm on fresh disks. Then the workers reboot:
+// no second enrollment, still in the swarm, disk pre-existing.
+func TestLabUp(t *testing.T) {
+	needApt(t)
+	if err := Check(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+	agent := filepath.Join(tmp, "swarmboot-agent")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", agent, "../../cmd/swarmboot-agent")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build swarmboot-agent: %v\n%s", err, out)
+	}
+	s, err := imgstore.Open(filepath.Join(tmp, "images"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &syncBuf{t: t}
+	dir := filepath.Join(tmp, "lab")
+	start := time.Now()
+	l, err := Up(ctx, Options{Dir: dir, Images: s, YML: "../../linuxkit/lab.yml", Agent: agent, Out: out, Subnet: 61})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	cpu, rss := l.Usage()
+	t.Logf("lab up → swarm of %d in %v; initrd %.1f MiB; appliance CPU %v during the boots, peak RSS %d MiB",
+		len(l.Machines), time.Since(start).Round(time.Second), float64(l.Initrd)/(1<<20), cpu.Round(100*time.Millisecond), rss>>20)
+	nodes, err := l.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sb strings.Builder
+	PrintSummary(&sb, nodes)
+	t.Logf("first boot:\n%s", sb.String())
+	check(t, "first boot", nodes, api.FormattedThisBoot)
+	for _, n := range nodes {
+		want := []string{"dhcp-ack", "script", "kernel", "initrd", "enroll", "swarm-join"}
+		if n.Role == "manager" {
+			want = []string{"dhcp-ack", "script", "kernel", "initrd", "enroll", "swarm-init"}
+		}
+		if miss, ok := inOrder(n.Events, want...); !ok {
+			t.Errorf("%s: timeline lacks %s in order:\n%s", n.Name, miss, kinds(n.Events))
+		}
+	}
+	if t.Failed() {
+		return
+	}
+
+	t0 := time.Now()
+	if err := l.RebootWorkers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("workers rebooted and back in the swarm in %v", time.Since(t0).Round(time.Second))
+	nodes, err = l.Summary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb.Reset()
+	PrintSummary(&sb, nodes)
+	t.Logf("after the workers' reboot:\n%s", sb.String())
+	for _, n := range nodes {
+		want := api.FormattedThisBoot
+		if n.Role == "worker" {
+			want = api.FormattedPreExisting
+			enrolls := 0
+			for _, e := range n.Events {
+				if e.Kind == "enroll" {
+					enrolls++
+				}
+			}
+			if enrolls != 1 {
+				t.Errorf("%s: %d enroll events, want 1 (no re-enrollment after a reboot):\n%s", n.Name, enrolls, kinds(n.Events))
+			}
+			if miss, ok := inOrder(n.Events, "enroll", "swarm-join", "script", "kernel", "initrd", "report"); !ok {
+				t.Errorf("%s: second boot's timeline lacks %s:\n%s", n.Name, miss, kinds(n.Events))
+			}
+		}
+		check(t, "after reboot", []NodeSummary{n}, want)
+	}
+	if err := l.Close(); err != nil {
+		t.Errorf("lab close: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("lab dir left behind: %v", err)
+	}
+	if names, _ := netns.List(NSPrefix); len(names) > 0 {
+		for _, n := range names {
+			if n == l.ns.Name() {
+				t.Errorf("namespace %s left behind", n)
+			}
+		}
+	}
+}
+
+// check asserts one manager, the rest workers, all active in one swarm,
+// each on a persistent disk formatted as want.
+func check(t *testing.T, when string, nodes []NodeSummary, want api.Formatted) {
+	t.Helper()
+	cluster := ""
+	for _, n := range nodes {
+		r := n.Report
+		if r == nil {
+			t.Errorf("%s: %s has no report", when, n.Name)
+			continue
+		}
+		if r.Swarm.State != "active" || r.Swarm.Role != n.Role {
+			t.Errorf("%s: %s swarm state %q role %q, want active %s", when, n.Name, r.Swarm.State, r.Swarm.Role, n.Role)
+		}
+		if cluster == "" {
+			cluster = r.Swarm.ClusterID
+		}
+		if r.Swarm.ClusterID != "" && r.Swarm.ClusterID != cluster {
+			t.Errorf("%s: %s in cluster %s, others in %s", when, n.Name, r.Swarm.ClusterID, cluster)
+		}
+		if !r.Disk.Persistent || r.Disk.Formatted != want || !strings.HasPrefix(r.Disk.Device, "/dev/") {
+			t.Errorf("%s: %s disk %+v, want persistent, formatted %s", when, n.Name, r.Disk, want)
+		}
+	}
+}
+
+// inOrder reports whether kinds appear as a subsequence of ev.
+func inOrder(ev []store.Event, want ...string) (string, bool) {
+	i := 0
+	for _, e := range ev {
+		if i < len(want) && e.Kind == want[i] {
+			i++
+		}
+	}
+	if i < len(want) {
+		return want[i], false
+	}
+	return "", true
+}
+
+func kinds(ev []store.Event) string {
+	var sb strings.Builder
+	for _, e := range ev {
+		sb.WriteString("  " + e.Time.Format("15:04:05.000") + " " + e.Kind + " " + redact(e.Detail) + "\n")
+	}
+	return sb.String()
+}
