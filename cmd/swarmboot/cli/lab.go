@@ -3,6 +3,9 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,11 +28,14 @@ images synthesized here from Debian packages, with no registry:
                         at /var/lib/docker
   swarmboot/lab-docker  Debian's docker.io, containerd, runc and libraries
 
+"lab up" runs the whole mission (see its --help); "lab down" removes it.
+
 Example:
+  sudo swarmboot lab up --reboot-workers
   swarmboot lab images
   swarmboot build -f linuxkit/lab.yml -o out/ --format kernel+initrd`,
 	}
-	cmd.AddCommand(newLabImagesCmd(g))
+	cmd.AddCommand(newLabImagesCmd(g), newLabUpCmd(g), newLabDownCmd(g))
 	return cmd
 }
 
@@ -66,6 +72,121 @@ Example:
 			}
 			fmt.Fprintf(g.Stdout, "done in %s (kernel %s); next: swarmboot build -f linuxkit/lab.yml -o out/\n",
 				time.Since(start).Round(time.Millisecond), refs.KernelVersion)
+			return nil
+		},
+	}
+}
+
+func labDir(g *Globals) string { return filepath.Join(g.DataDir, "lab") }
+
+func newLabUpCmd(g *Globals) *cobra.Command {
+	var opt lab.Options
+	var agent string
+	var reboot bool
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the whole mission on this machine: appliance, simulated vCenter, QEMU VMs forming a swarm",
+		Long: `up builds the lab image (lab images from Debian packages, the swarmboot agent
+and the appliance's CA and API URL baked in), creates a network namespace
+with a bridge, starts the appliance there (full DHCP, TFTP, HTTP, agent API)
+with an in-process vCenter simulator applying a lab site of 1 manager and
+--workers workers (boot: pxe), and powers on one QEMU VM (TCG) per simulated
+VM, with its MAC and an empty disk. Each machine's enrollment token travels
+on its iPXE kernel line. Progress shows every machine's stages (dhcp, tftp,
+script, kernel, initrd, enroll, swarm-init/join, report), then the swarm's
+nodes, their disks and the time of each stage.
+
+At most --max-vms VMs run at once (TCG is slow): a worker that has joined is
+powered off (disk kept) to let the next one boot. --reboot-workers then
+reboots the workers: they boot again without enrolling and their disks are
+"pre-existing".
+
+up stays in the foreground (the appliance runs in it) until Ctrl-C or
+"swarmboot lab down", which remove everything it made. A stale lab from a
+crashed run is removed first. Needs root, /dev/net/tun and QEMU
+("make deps").
+
+Example:
+  make build && sudo bin/swarmboot lab up --reboot-workers
+  sudo bin/swarmboot lab down`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if agent == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return err
+				}
+				agent = filepath.Join(filepath.Dir(exe), "swarmboot-agent")
+			}
+			if _, err := os.Stat(agent); err != nil {
+				return fmt.Errorf("lab up: agent binary: %w (build it with `make build` (bin/swarmboot-agent, CGO_ENABLED=0) or pass --agent)", err)
+			}
+			if err := lab.Check(); err != nil {
+				return err
+			}
+			s, err := openImageStore(g)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			opt.Dir, opt.Images, opt.Agent, opt.Out, opt.Log = labDir(g), s, agent, g.Stdout, g.Log
+			start := time.Now()
+			l, err := lab.Up(ctx, opt)
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			nodes, err := l.Summary()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.Stdout, "swarm of %d formed %v after lab up; initrd %.1f MiB\n", len(nodes),
+				time.Since(start).Round(100*time.Millisecond), float64(l.Initrd)/(1<<20))
+			lab.PrintSummary(g.Stdout, nodes)
+			cpu, rss := l.Usage()
+			fmt.Fprintf(g.Stdout, "appliance: CPU %v during the boots, peak RSS %d MiB\n", cpu.Round(100*time.Millisecond), rss>>20)
+			if reboot {
+				if err := l.RebootWorkers(ctx); err != nil {
+					return err
+				}
+				if nodes, err = l.Summary(); err != nil {
+					return err
+				}
+				fmt.Fprintln(g.Stdout, "after the workers' reboot:")
+				lab.PrintSummary(g.Stdout, nodes)
+			}
+			fmt.Fprintln(g.Stdout, "lab running; Ctrl-C or `swarmboot lab down` removes it")
+			<-ctx.Done()
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opt.YML, "file", "f", "linuxkit/lab.yml", "the lab image's yml")
+	f.StringVar(&agent, "agent", "", "static swarmboot-agent binary to bake in (default: next to this swarmboot)")
+	f.IntVar(&opt.Workers, "workers", 2, "number of workers (one manager)")
+	f.IntVar(&opt.MaxVMs, "max-vms", 2, "QEMU VMs running at once")
+	f.BoolVar(&reboot, "reboot-workers", false, "after the swarm forms, reboot the workers and show they stay in it")
+	return cmd
+}
+
+func newLabDownCmd(g *Globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "down",
+		Short: "Remove the lab: its processes (by recorded PID), taps, bridge, namespace and files",
+		Long: `down reads <data-dir>/lab/lab-state.json and stops exactly the processes it
+lists (the lab up process and its QEMU VMs; a PID now used by another
+program is left alone), deletes the lab's namespace (with its bridge and
+taps) and removes <data-dir>/lab. Nothing to remove is not an error.
+
+Example:
+  sudo swarmboot lab down`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := lab.Down(labDir(g)); err != nil {
+				return err
+			}
+			fmt.Fprintln(g.Stdout, "lab removed")
 			return nil
 		},
 	}

@@ -35,3 +35,30 @@ func TestLabImages(t *testing.T) {
 		}
 	}
 }
+
+// TestLabUpDownHelp: up and down teach their use; down without a lab is
+// not an error and says so.
+func TestLabUpDownHelp(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, c := range []struct{ cmd, want string }{{"up", "--reboot-workers"}, {"down", "lab-state.json"}} {
+		var out, errb bytes.Buffer
+		if code := Main(ctx, []string{"lab", c.cmd, "--help"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), c.want) || !strings.Contains(out.String(), "Example") {
+			t.Errorf("lab %s --help: exit %d, lacks %q or an example:\n%s%s", c.cmd, code, c.want, out.String(), errb.String())
+		}
+	}
+	var out, errb bytes.Buffer
+	if code := Main(ctx, []string{"--data-dir", t.TempDir(), "lab", "down"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), "lab removed") {
+		t.Errorf("lab down without a lab: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestLabUpNeedsAgent names the missing agent binary and how to build it.
+func TestLabUpNeedsAgent(t *testing.T) {
+	t.Parallel()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"--data-dir", t.TempDir(), "lab", "up", "--agent", "/nonexistent/swarmboot-agent"}, nil, &out, &errb)
+	if code == 0 || !strings.Contains(errb.String(), "make build") {
+		t.Errorf("lab up without an agent: exit %d, want an error naming `make build`:\n%s", code, errb.String())
+	}
+}
