@@ -7,7 +7,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOIMPORTS := golang.org/x/tools/cmd/goimports@v0.52.0
 TEST_TIMEOUT ?= 40m
 
-.PHONY: help build deps test check fmt vet staticcheck tidy bench demo fuzz clean
+.PHONY: help build deps test check fmt vet staticcheck tidy bench demo boot-demo fuzz clean
 
 help: ## Show this help
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-12s %s\n",$$1,$$2}' $(MAKEFILE_LIST)
@@ -52,7 +52,10 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $${FUZZTIME:-20s} $$pkg || exit 1; \
 	  done; done
 
-demo: deps build ## The main job on an embedded default (see README)
+demo: deps build ## The main job: simulated vCenter + QEMU VMs netbooting into a swarm (root)
+	./bin/swarmboot lab up --reboot-workers --exit
+
+boot-demo: deps build ## Build an image from fixture images and boot it three ways in QEMU
 	./bin/swarmboot demo
 
 clean: ## Remove build outputs

@@ -82,7 +82,7 @@ func labDir(g *Globals) string { return filepath.Join(g.DataDir, "lab") }
 func newLabUpCmd(g *Globals) *cobra.Command {
 	var opt lab.Options
 	var agent string
-	var reboot bool
+	var reboot, exit bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole mission on this machine: appliance, simulated vCenter, QEMU VMs forming a swarm",
@@ -102,7 +102,8 @@ reboots the workers: they boot again without enrolling and their disks are
 "pre-existing".
 
 up stays in the foreground (the appliance runs in it) until Ctrl-C or
-"swarmboot lab down", which remove everything it made. A stale lab from a
+"swarmboot lab down", which remove everything it made; with --exit it
+removes the lab itself after the summary (what "make demo" runs). A stale lab from a
 crashed run is removed first. Needs root, /dev/net/tun and QEMU
 ("make deps").
 
@@ -156,6 +157,10 @@ Example:
 				fmt.Fprintln(g.Stdout, "after the workers' reboot:")
 				lab.PrintSummary(g.Stdout, nodes)
 			}
+			if exit {
+				fmt.Fprintln(g.Stdout, "removing the lab (--exit)")
+				return nil // the deferred Close removes everything up made
+			}
 			fmt.Fprintln(g.Stdout, "lab running; Ctrl-C or `swarmboot lab down` removes it")
 			<-ctx.Done()
 			return nil
@@ -167,6 +172,7 @@ Example:
 	f.IntVar(&opt.Workers, "workers", 2, "number of workers (one manager)")
 	f.IntVar(&opt.MaxVMs, "max-vms", 2, "QEMU VMs running at once")
 	f.BoolVar(&reboot, "reboot-workers", false, "after the swarm forms, reboot the workers and show they stay in it")
+	f.BoolVar(&exit, "exit", false, "remove the lab after the summary instead of keeping it running (make demo)")
 	return cmd
 }
 

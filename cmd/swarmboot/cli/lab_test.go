@@ -41,7 +41,7 @@ func TestLabImages(t *testing.T) {
 func TestLabUpDownHelp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	for _, c := range []struct{ cmd, want string }{{"up", "--reboot-workers"}, {"down", "lab-state.json"}} {
+	for _, c := range []struct{ cmd, want string }{{"up", "--reboot-workers"}, {"up", "--exit"}, {"down", "lab-state.json"}} {
 		var out, errb bytes.Buffer
 		if code := Main(ctx, []string{"lab", c.cmd, "--help"}, nil, &out, &errb); code != 0 || !strings.Contains(out.String(), c.want) || !strings.Contains(out.String(), "Example") {
 			t.Errorf("lab %s --help: exit %d, lacks %q or an example:\n%s%s", c.cmd, code, c.want, out.String(), errb.String())
