@@ -237,11 +237,7 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	// The agent reads the ext4 superblock of its disk (when was it made?),
-	// so its service may open block devices (the device cgroup).
-	agentSvc := rootfs.AgentService(rootfs.AgentBinaryRef)
-	agentSvc.Devices = &[]yml.Device{{Path: "all", Type: "b"}}
-	cfg.Services = append(cfg.Services, agentSvc)
+	cfg.Services = append(cfg.Services, rootfs.AgentService(rootfs.AgentBinaryRef))
 	files, err := rootfs.TrustFiles(api.TrustConfig{URL: l.d.APIURL(), Image: "lab"}, l.d.CAPEM())
 	if err != nil {
 		return nil, err

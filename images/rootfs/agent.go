@@ -64,7 +64,11 @@ func AgentService(ref string) *yml.Image {
 		TrustBind,
 		"/dev:/dev",
 	}
-	return &yml.Image{Name: AgentName, Image: ref, ImageConfig: yml.ImageConfig{BindsAdd: &binds, Net: "host"}}
+	// The agent reads the ext4 superblock of the disk behind
+	// /var/lib/docker (formatted this boot or pre-existing), so the device
+	// cgroup must let it open block devices.
+	devices := []yml.Device{{Path: "all", Type: "b"}}
+	return &yml.Image{Name: AgentName, Image: ref, ImageConfig: yml.ImageConfig{BindsAdd: &binds, Net: "host", Devices: &devices}}
 }
 
 // TrustFiles turns the site's public trust material (api.TrustFiles:

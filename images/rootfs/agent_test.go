@@ -70,6 +70,13 @@ func TestAgentBakeIn(t *testing.T) {
 				t.Errorf("agent has its own network namespace; want host network")
 			}
 		}
+		blockDevices := false // the disk report reads the ext4 superblock
+		for _, d := range spec.Linux.Resources.Devices {
+			blockDevices = blockDevices || (d.Allow && d.Type == "b" && d.Major == nil && d.Minor == nil && strings.Contains(d.Access, "r"))
+		}
+		if !blockDevices {
+			t.Errorf("agent may not read block devices: %+v", spec.Linux.Resources.Devices)
+		}
 		if last := res.Images[len(res.Images)-1]; last.Ref != AgentBinaryRef || !strings.HasPrefix(last.Digest, "sha256:") {
 			t.Errorf("agent image not recorded: %+v", res.Images)
 		}
