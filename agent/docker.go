@@ -160,7 +160,7 @@ func (d *Docker) poll(ctx context.Context) error {
 }
 
 // Push reads what a manager gives the appliance: join tokens, managers,
-// members. Nil when this node is not an active manager.
+// members (their IDs, and the node list as the Docker API shows it).
 func (d *Docker) Push(ctx context.Context) (*api.ManagerPush, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -175,6 +175,9 @@ func (d *Docker) Push(ctx context.Context) (*api.ManagerPush, error) {
 	p := &api.ManagerPush{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager}
 	for _, n := range nodes.Items {
 		p.NodeIDs = append(p.NodeIDs, n.ID)
+		if sn, ok := swarmNode(n); ok && len(p.Nodes) < api.MaxSwarmNodes {
+			p.Nodes = append(p.Nodes, sn)
+		}
 		if n.ManagerStatus != nil {
 			if _, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
 				p.Managers = append(p.Managers, n.ManagerStatus.Addr)
@@ -182,4 +185,27 @@ func (d *Docker) Push(ctx context.Context) (*api.ManagerPush, error) {
 		}
 	}
 	return p, nil
+}
+
+// swarmNode is a Docker node as the appliance's API takes it. What the
+// API would refuse is dropped rather than sent (one odd hostname must not
+// cost the whole heartbeat): a state Docker adds later reads "unknown", a
+// node with an unprintable or overlong optional field goes without its
+// optional fields, and a node without a usable ID or role is skipped
+// (ok false).
+func swarmNode(n swarm.Node) (api.SwarmNode, bool) {
+	sn := api.SwarmNode{ID: n.ID, Hostname: n.Description.Hostname, Role: string(n.Spec.Role), State: string(n.Status.State),
+		Availability: string(n.Spec.Availability), Addr: n.Status.Addr, EngineVersion: n.Description.Engine.EngineVersion}
+	if n.ManagerStatus != nil {
+		sn.Leader = n.ManagerStatus.Leader
+	}
+	switch sn.State {
+	case api.NodeReady, api.NodeDown, api.NodeUnknown, api.NodeDisconnected:
+	default:
+		sn.State = api.NodeUnknown
+	}
+	if sn.Validate() != nil {
+		sn.Hostname, sn.Addr, sn.EngineVersion, sn.Availability = "", "", "", ""
+	}
+	return sn, sn.Validate() == nil
 }

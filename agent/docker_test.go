@@ -20,7 +20,8 @@ type fakeDocker struct {
 	state               string // LocalNodeState
 	control             bool
 	joins, inits, leave int
-	joinTimesOut        bool // join answers dockerd's timeout error, then turns active
+	joinTimesOut        bool   // join answers dockerd's timeout error, then turns active
+	nodes               string // GET /nodes answer (JSON); "" → []
 }
 
 func (f *fakeDocker) serve(t *testing.T) string {
@@ -71,6 +72,18 @@ func (f *fakeDocker) serve(t *testing.T) string {
 		f.leave++
 		f.state = "inactive"
 	})
+	mux.HandleFunc("/v1.41/swarm", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]any{"ID": "cluster1", "JoinTokens": map[string]string{"Worker": "SWMTKN-1-w", "Manager": "SWMTKN-1-m"}})
+	})
+	mux.HandleFunc("/v1.41/nodes", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.nodes == "" {
+			w.Write([]byte("[]"))
+			return
+		}
+		w.Write([]byte(f.nodes))
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
@@ -113,5 +126,56 @@ func TestApplyIdempotentAndPolls(t *testing.T) {
 	}
 	if _, err := d3.Apply(ctx, api.Plan{Action: "reboot"}); err == nil {
 		t.Error("unknown action accepted")
+	}
+}
+
+// dockerNodes is GET /nodes from dockerd 20.10 for a three-node swarm
+// (trimmed to the fields Push reads, plus some it ignores), with a fourth
+// node in a state this agent does not know and a fifth whose hostname
+// carries a terminal escape.
+const dockerNodes = `[
+ {"ID":"m1id","Version":{"Index":9},"Spec":{"Labels":{},"Role":"manager","Availability":"active"},
+  "Description":{"Hostname":"lab-m1","Platform":{"Architecture":"x86_64","OS":"linux"},"Engine":{"EngineVersion":"20.10.24+dfsg1"}},
+  "Status":{"State":"ready","Addr":"10.77.0.11"},"ManagerStatus":{"Leader":true,"Reachability":"reachable","Addr":"10.77.0.11:2377"}},
+ {"ID":"w1id","Spec":{"Role":"worker","Availability":"active"},"Description":{"Hostname":"lab-w1","Engine":{"EngineVersion":"20.10.24+dfsg1"}},
+  "Status":{"State":"ready","Addr":"10.77.0.12"}},
+ {"ID":"w2id","Spec":{"Role":"worker","Availability":"drain"},"Description":{"Hostname":"lab-w2"},"Status":{"State":"down","Addr":"10.77.0.13"}},
+ {"ID":"w3id","Spec":{"Role":"worker"},"Status":{"State":"hibernating"}},
+ {"ID":"w4id","Spec":{"Role":"worker","Availability":"active"},"Description":{"Hostname":"evil\u001b[2J"},"Status":{"State":"ready","Addr":"10.77.0.14"}}
+]`
+
+func TestPushNodes(t *testing.T) {
+	t.Parallel()
+	f := &fakeDocker{state: "active", control: true, nodes: dockerNodes}
+	d, err := NewDocker(f.serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.Push(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []api.SwarmNode{
+		{ID: "m1id", Hostname: "lab-m1", Role: "manager", State: "ready", Availability: "active", Addr: "10.77.0.11", Leader: true, EngineVersion: "20.10.24+dfsg1"},
+		{ID: "w1id", Hostname: "lab-w1", Role: "worker", State: "ready", Availability: "active", Addr: "10.77.0.12", EngineVersion: "20.10.24+dfsg1"},
+		{ID: "w2id", Hostname: "lab-w2", Role: "worker", State: "down", Availability: "drain", Addr: "10.77.0.13"},
+		{ID: "w3id", Role: "worker", State: "unknown"},
+		{ID: "w4id", Role: "worker", State: "ready"},
+	}
+	if len(p.Nodes) != len(want) {
+		t.Fatalf("pushed %d nodes, want %d: %+v", len(p.Nodes), len(want), p.Nodes)
+	}
+	for i := range want {
+		if p.Nodes[i] != want[i] {
+			t.Errorf("node %d:\n got %+v\nwant %+v", i, p.Nodes[i], want[i])
+		}
+	}
+	if len(p.NodeIDs) != 5 || len(p.Managers) != 1 || p.Managers[0] != "10.77.0.11:2377" || p.Worker != "SWMTKN-1-w" || p.ClusterID != "cluster1" {
+		t.Errorf("push: %+v", p)
+	}
+	// What the agent sends, the appliance's API takes.
+	rep := api.Report{JoinTokens: p}
+	if err := rep.Validate(); err != nil {
+		t.Errorf("pushed node list refused by the API: %v", err)
 	}
 }

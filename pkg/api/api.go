@@ -143,7 +143,35 @@ type ManagerPush struct {
 	// NodeIDs are the swarm's current members, so the appliance can tell
 	// a node the swarm removed (it still believes it is active) to rejoin.
 	NodeIDs []string `json:"node_ids,omitempty"`
+	// Nodes is the same member list in full (hostname, role, state,
+	// address, …), for people to read: what the appliance shows as the
+	// swarm's nodes.
+	Nodes []SwarmNode `json:"nodes,omitempty"`
 }
+
+// SwarmNode is one swarm member as a manager's Docker API lists it (GET /nodes).
+type SwarmNode struct {
+	ID            string `json:"id"`
+	Hostname      string `json:"hostname,omitempty"`
+	Role          string `json:"role"`                   // manager | worker
+	State         string `json:"state"`                  // ready | down | unknown | disconnected
+	Availability  string `json:"availability,omitempty"` // active | pause | drain
+	Addr          string `json:"addr,omitempty"`         // the node's address as the manager sees it
+	Leader        bool   `json:"leader,omitempty"`
+	EngineVersion string `json:"engine_version,omitempty"`
+}
+
+// Swarm node states and availabilities (Docker's names).
+const (
+	NodeReady        = "ready"
+	NodeDown         = "down"
+	NodeUnknown      = "unknown"
+	NodeDisconnected = "disconnected"
+
+	AvailabilityActive = "active"
+	AvailabilityPause  = "pause"
+	AvailabilityDrain  = "drain"
+)
 
 // DockerState is the local dockerd as the agent sees it.
 type DockerState struct {

@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -123,6 +124,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","swarm":{"state":"active"},"disk":{"path":"/var/lib/docker"},"join_tokens":{"managers":["a:1"]}}`))
 	f.Add([]byte(`{"csr":"AQID"}`))
 	f.Add([]byte(`{"action":"join","managers":["10.0.0.1:2377"]}`))
+	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","swarm":{"state":"active","control_available":true},"join_tokens":{"cluster_id":"c","worker":"w","manager":"m","managers":["10.77.0.11:2377"],"node_ids":["n1"],"nodes":[{"id":"n1","hostname":"lab-m1","role":"manager","state":"ready","availability":"active","addr":"10.77.0.11","leader":true,"engine_version":"20.10.24"},{"id":"n2","role":"worker","state":"down"}]}}`))
+	f.Add([]byte(`{"join_tokens":{"managers":[],"nodes":[{"id":"n 1","role":"boss","state":"Ready"}]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range []any{&EnrollRequest{}, &Report{}, &RenewRequest{}, &Plan{}, &EnrollResponse{}} {
 			if err := Decode(bytes.NewReader(b), v); err == nil {
@@ -134,6 +137,10 @@ func FuzzDecode(f *testing.F) {
 				}
 				if len(b) > MaxBody {
 					t.Fatalf("accepted %d bytes > MaxBody", len(b))
+				}
+				again := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+				if err := Decode(&buf, again); err != nil {
+					t.Fatalf("accepted %T does not decode again: %v", v, err)
 				}
 			} else if !errors.Is(err, ErrDecode) {
 				t.Fatalf("refusal not ErrDecode: %v", err)

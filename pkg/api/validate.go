@@ -14,6 +14,8 @@ const (
 	MaxCSR      = 4096
 	maxShort    = 256
 	maxList     = 64
+	// MaxSwarmNodes bounds a pushed member list (node IDs and nodes).
+	MaxSwarmNodes = 10000
 )
 
 func short(name, v string) error {
@@ -105,8 +107,16 @@ func (r *Report) Validate() error {
 				return err
 			}
 		}
-		if len(p.NodeIDs) > 10000 {
-			return errors.New("more than 10000 node ids")
+		if len(p.NodeIDs) > MaxSwarmNodes {
+			return fmt.Errorf("more than %d node ids", MaxSwarmNodes)
+		}
+		if len(p.Nodes) > MaxSwarmNodes {
+			return fmt.Errorf("more than %d nodes", MaxSwarmNodes)
+		}
+		for i := range p.Nodes {
+			if err := p.Nodes[i].Validate(); err != nil {
+				return fmt.Errorf("join_tokens.nodes[%d]: %w", i, err)
+			}
 		}
 		for _, id := range p.NodeIDs {
 			if err := short("node_ids", id); err != nil {
@@ -121,6 +131,43 @@ func (r *Report) Validate() error {
 				return fmt.Errorf("manager %q: %v", m, err)
 			}
 		}
+	}
+	return nil
+}
+
+// Validate bounds one pushed swarm node: an ID of letters, digits, '-',
+// '_' or '.'; a role and state Docker defines; short printable strings.
+func (n *SwarmNode) Validate() error {
+	if n.ID == "" {
+		return errors.New("id missing")
+	}
+	if len(n.ID) > 128 {
+		return errors.New("id longer than 128 bytes")
+	}
+	for _, r := range n.ID {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("id %q: only letters, digits, '-', '_' and '.'", n.ID)
+		}
+	}
+	for name, v := range map[string]string{"hostname": n.Hostname, "addr": n.Addr, "engine_version": n.EngineVersion} {
+		if err := short(name, v); err != nil {
+			return fmt.Errorf("node %s: %w", n.ID, err)
+		}
+	}
+	switch n.Role {
+	case RoleManager, RoleWorker:
+	default:
+		return fmt.Errorf("node %s: role %q is neither %q nor %q", n.ID, n.Role, RoleManager, RoleWorker)
+	}
+	switch n.State {
+	case NodeReady, NodeDown, NodeUnknown, NodeDisconnected:
+	default:
+		return fmt.Errorf("node %s: state %q is not one of ready, down, unknown, disconnected", n.ID, n.State)
+	}
+	switch n.Availability {
+	case "", AvailabilityActive, AvailabilityPause, AvailabilityDrain:
+	default:
+		return fmt.Errorf("node %s: availability %q is not one of active, pause, drain", n.ID, n.Availability)
 	}
 	return nil
 }
