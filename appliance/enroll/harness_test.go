@@ -12,15 +12,13 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/swarmboot/swarmboot/appliance/ca"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
@@ -67,35 +65,13 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority, err := ca.Open(filepath.Join(dir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, authority := enrolltest.Open(t)
 	logs := &syncBuf{}
 	h := &harness{t: t, st: st, logs: logs, clear: &clearRec{}}
 	h.srv = &Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}, Guestinfo: h.clear,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.url = "https://" + l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-		st.Close()
-	})
+	h.url = enrolltest.Serve(t, h.srv)
 	return h
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,8 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/swarmboot/swarmboot/agent"
-	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/enroll"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
 )
@@ -32,33 +31,11 @@ type appliance struct {
 
 func startAppliance(t testing.TB, src swarm.Source, log *lockedBuf) *appliance {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(filepath.Join(dir, store.FileName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	authority, err := ca.Open(filepath.Join(dir, "ca"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, authority := enrolltest.Open(t)
 	a := &appliance{st: st, roots: authority.Pool(), caPEM: authority.CertPEM}
 	a.srv = &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}, Swarm: src, MemberGrace: time.Second,
 		Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.url = "https://" + l.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("appliance: %v", err)
-		}
-		st.Close()
-	})
+	a.url = enrolltest.Serve(t, a.srv)
 	return a
 }
 

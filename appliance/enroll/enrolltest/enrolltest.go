@@ -1,0 +1,66 @@
+// Package enrolltest runs the agent API (enroll.Server) in tests: Open
+// makes its store and CA in a temporary directory, Serve runs it on
+// loopback until the test ends.
+//
+//	st, authority := enrolltest.Open(t)
+//	srv := &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}}
+//	url := enrolltest.Serve(t, srv) // "https://127.0.0.1:PORT"
+//
+// It does not import package enroll (Serve takes an interface), so that
+// package's own tests can use it without an import cycle. Only tests import
+// it.
+package enrolltest
+
+import (
+	"context"
+	"net"
+	"path/filepath"
+	"testing"
+
+	"github.com/swarmboot/swarmboot/appliance/ca"
+	"github.com/swarmboot/swarmboot/appliance/store"
+)
+
+// Open opens a store (store.FileName) and a CA (directory "ca") in a fresh
+// temporary directory of tb. The store is closed when the test ends, after
+// the servers Serve started later have stopped (cleanups run last first).
+func Open(tb testing.TB) (*store.Store, *ca.CA) {
+	tb.Helper()
+	dir := tb.TempDir()
+	st, err := store.Open(filepath.Join(dir, store.FileName))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	authority, err := ca.Open(filepath.Join(dir, "ca"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st, authority
+}
+
+// Server is what Serve runs; *enroll.Server is one.
+type Server interface {
+	Serve(ctx context.Context, l net.Listener) error
+}
+
+// Serve runs srv on a free port of 127.0.0.1 and returns its base URL,
+// "https://127.0.0.1:PORT". When the test ends it cancels Serve, waits for
+// it to return and reports an error it returned.
+func Serve(tb testing.TB, srv Server) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, l) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("agent API Serve: %v", err)
+		}
+	})
+	return "https://" + l.Addr().String()
+}
