@@ -295,6 +295,14 @@ func (d *Daemon) Boot() *bootserve.Server { return d.boot }
 // API is the agent API server (e.g. to Revoke a node).
 func (d *Daemon) API() *enroll.Server { return d.api }
 
+// Swarm is the swarm as the appliance knows it now, with its node list
+// (Info.Nodes) and who answered (Info.From): the configured existing
+// swarm's manager, else what the managed managers' agents last pushed
+// (swarm.ErrNoSwarm before the first push). The Info holds the join
+// tokens: print its Nodes or the Info itself (String/LogValue redact),
+// never its token fields.
+func (d *Daemon) Swarm(ctx context.Context) (swarm.Info, error) { return d.api.CurrentSwarm(ctx) }
+
 // HTTPBase is the URL machines fetch scripts and artifacts from.
 func (d *Daemon) HTTPBase() string { return d.boot.HTTPBase() }
 

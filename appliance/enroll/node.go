@@ -110,8 +110,8 @@ func (s *Server) acceptPush(n *store.Node, rep *api.Report) {
 		s.Log.Warn("join tokens pushed by a node that is not an active manager: ignored", "node", n.Name)
 		return
 	}
-	s.pushed.Set(swarmInfo(p, s.Now()))
-	s.Log.Info("swarm join tokens updated (held in memory)", "node", n.Name, "cluster", p.ClusterID, "members", len(p.NodeIDs))
+	s.pushed.Set(swarmInfo(p, n.Name, s.Now()))
+	s.Log.Info("swarm join tokens updated (held in memory)", "node", n.Name, "cluster", p.ClusterID, "members", len(p.NodeIDs), "listed", len(p.Nodes))
 }
 
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.Node) {

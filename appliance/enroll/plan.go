@@ -10,9 +10,12 @@ import (
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
-func swarmInfo(p *api.ManagerPush, now time.Time) swarm.Info {
+// swarmInfo is a manager's push as the swarm package holds it; from
+// names the node whose agent pushed it.
+func swarmInfo(p *api.ManagerPush, from string, now time.Time) swarm.Info {
 	return swarm.Info{ClusterID: p.ClusterID, Worker: p.Worker, Manager: p.Manager,
-		Managers: append([]string(nil), p.Managers...), NodeIDs: append([]string(nil), p.NodeIDs...), At: now}
+		Managers: append([]string(nil), p.Managers...), NodeIDs: append([]string(nil), p.NodeIDs...),
+		Nodes: append([]api.SwarmNode(nil), p.Nodes...), From: from + " (its agent, from its Docker API)", At: now}
 }
 
 func wait(reason string) api.Plan {

@@ -97,6 +97,20 @@ func (s *Server) swarmSource() swarm.Source {
 	return &s.pushed
 }
 
+// CurrentSwarm is the swarm as the appliance knows it now, with its node
+// list: the configured Swarm source's answer (an existing swarm's manager,
+// asked through its Docker API), else what the managed managers' agents
+// last pushed (swarm.ErrNoSwarm before the first push). Info.From says
+// which. The Info carries the join tokens: print it with its String or
+// LogValue, or print its Nodes, never its token fields. It is a copy the
+// caller may keep.
+//
+// (It is not called Swarm because that is the source field's name.)
+func (s *Server) CurrentSwarm(ctx context.Context) (swarm.Info, error) {
+	i, err := s.swarmSource().Swarm(ctx)
+	return i.Clone(), err
+}
+
 // Handler is the agent API's HTTP handler (it needs the TLS state of a
 // server configured with TLSConfig).
 func (s *Server) Handler() http.Handler {

@@ -4,10 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
+	swarmtypes "github.com/moby/moby/api/types/swarm"
 	"github.com/moby/moby/client"
+
+	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 // Remote reads the swarm from an existing manager's Docker API (the site
@@ -38,7 +42,8 @@ func NewRemote(host, caFile, certFile, keyFile string, opts ...client.Opt) (*Rem
 	return &Remote{Client: c}, nil
 }
 
-// Swarm asks the manager for tokens, managers and members. While one
+// Swarm asks the manager for tokens, managers and members (IDs and the
+// node list; Info.From is the Docker API's URL). While one
 // caller refreshes an expired answer, the others get the previous one
 // rather than wait on the manager.
 func (r *Remote) Swarm(ctx context.Context) (Info, error) {
@@ -76,9 +81,11 @@ func (r *Remote) fetch(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("swarm manager %s: node list: %w", r.Client.DaemonHost(), err)
 	}
-	i := Info{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager, NodeIDs: []string{}, At: time.Now()}
+	i := Info{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager, NodeIDs: []string{},
+		Nodes: []api.SwarmNode{}, From: r.Client.DaemonHost(), At: time.Now()}
 	for _, n := range nodes.Items {
 		i.NodeIDs = append(i.NodeIDs, n.ID)
+		i.Nodes = append(i.Nodes, node(n))
 		if n.ManagerStatus != nil && n.ManagerStatus.Addr != "" {
 			if _, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
 				i.Managers = append(i.Managers, n.ManagerStatus.Addr)
@@ -86,4 +93,31 @@ func (r *Remote) fetch(ctx context.Context) (Info, error) {
 		}
 	}
 	return i, nil
+}
+
+// node is a Docker node as api.SwarmNode. The manager's answer is taken
+// as it is (this is a manager the site named, over TLS), except that
+// text is cut to what a terminal can show safely.
+func node(n swarmtypes.Node) api.SwarmNode {
+	sn := api.SwarmNode{ID: printable(n.ID), Hostname: printable(n.Description.Hostname), Role: printable(string(n.Spec.Role)),
+		State: printable(string(n.Status.State)), Availability: printable(string(n.Spec.Availability)), Addr: printable(n.Status.Addr),
+		EngineVersion: printable(n.Description.Engine.EngineVersion)}
+	if n.ManagerStatus != nil {
+		sn.Leader = n.ManagerStatus.Leader
+	}
+	return sn
+}
+
+// printable drops control characters and cuts s to 256 bytes.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 256 {
+		s = strings.ToValidUTF8(s[:256], "")
+	}
+	return s
 }

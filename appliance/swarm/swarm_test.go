@@ -9,20 +9,25 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 func TestInfoRedacts(t *testing.T) {
 	t.Parallel()
-	i := Info{ClusterID: "c1", Worker: "SWMTKN-1-worker-secret", Manager: "SWMTKN-1-manager-secret", Managers: []string{"10.77.0.2:2377"}}
+	i := Info{ClusterID: "c1", Worker: "SWMTKN-1-worker-secret", Manager: "SWMTKN-1-manager-secret", Managers: []string{"10.77.0.2:2377"},
+		Nodes: []api.SwarmNode{{ID: "n1", Hostname: "lab-m1", Role: "manager", State: "ready"}}, From: "lab-m1 (its agent, from its Docker API)"}
 	var sb strings.Builder
 	slog.New(slog.NewTextHandler(&sb, nil)).Info("swarm", "info", i)
-	for _, s := range []string{fmt.Sprint(i), fmt.Sprintf("%v %+v", i, i), sb.String()} {
-		if strings.Contains(s, "SWMTKN") || !strings.Contains(s, "c1") {
-			t.Errorf("printed form leaks or loses the cluster: %q", s)
+	slog.New(slog.NewJSONHandler(&sb, nil)).Info("swarm", "info", i, "ptr", &i)
+	for _, s := range []string{fmt.Sprint(i), fmt.Sprintf("%v %+v %s", i, i, &i), sb.String()} {
+		if strings.Contains(s, "SWMTKN") || !strings.Contains(s, "c1") || !strings.Contains(s, "lab-m1 (its agent") || !strings.Contains(s, "1 nodes") && !strings.Contains(s, "nodes=1") && !strings.Contains(s, `"nodes":1`) {
+			t.Errorf("printed form leaks, or loses the cluster, the source or the node count: %q", s)
 		}
 	}
 	if i.Token("manager") != i.Manager || i.Token("worker") != i.Worker {
@@ -43,6 +48,11 @@ func TestPushed(t *testing.T) {
 	i, err := p.Swarm(context.Background())
 	if m, known := i.Member("a"); err != nil || !m || !known {
 		t.Fatalf("after Set: %+v %v", i, err)
+	}
+	c := i.Clone()
+	c.NodeIDs[0] = "b"
+	if m, _ := i.Member("a"); !m {
+		t.Error("Clone shares the member list")
 	}
 }
 
@@ -66,8 +76,12 @@ func fakeManager(t *testing.T, calls *atomic.Int32, slow time.Duration) string {
 	})
 	mux.HandleFunc("/v1.41/nodes", func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode([]map[string]any{
-			{"ID": "n1", "ManagerStatus": map[string]any{"Addr": "10.77.0.2:2377", "Leader": true}},
-			{"ID": "n2"},
+			{"ID": "n1", "ManagerStatus": map[string]any{"Addr": "10.77.0.2:2377", "Leader": true},
+				"Spec":        map[string]any{"Role": "manager", "Availability": "active"},
+				"Description": map[string]any{"Hostname": "site-m1", "Engine": map[string]any{"EngineVersion": "20.10.24+dfsg1"}},
+				"Status":      map[string]any{"State": "ready", "Addr": "10.77.0.2"}},
+			{"ID": "n2", "Spec": map[string]any{"Role": "worker", "Availability": "drain"},
+				"Description": map[string]any{"Hostname": "site-w1\x1b[2J"}, "Status": map[string]any{"State": "down", "Addr": "10.77.0.3"}},
 		})
 	})
 	srv := &http.Server{Handler: mux}
@@ -90,6 +104,16 @@ func TestRemote(t *testing.T) {
 	}
 	if i.ClusterID != "cluster1" || i.Worker != "SWMTKN-w" || len(i.Managers) != 1 || i.Managers[0] != "10.77.0.2:2377" || len(i.NodeIDs) != 2 {
 		t.Fatalf("read %+v", i)
+	}
+	want := []api.SwarmNode{
+		{ID: "n1", Hostname: "site-m1", Role: "manager", State: "ready", Availability: "active", Addr: "10.77.0.2", Leader: true, EngineVersion: "20.10.24+dfsg1"},
+		{ID: "n2", Hostname: "site-w1[2J", Role: "worker", State: "down", Availability: "drain", Addr: "10.77.0.3"}, // escape dropped
+	}
+	if !slices.Equal(i.Nodes, want) {
+		t.Errorf("nodes:\n got %+v\nwant %+v", i.Nodes, want)
+	}
+	if !strings.HasPrefix(i.From, "unix://") || !strings.HasSuffix(i.From, "d.sock") || i.Ready() != 1 {
+		t.Errorf("from %q, %d ready; want the Docker host URL and 1", i.From, i.Ready())
 	}
 	time.Sleep(60 * time.Millisecond) // expired: one caller refreshes (200 ms)
 	done := make(chan struct{})
