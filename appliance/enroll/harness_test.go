@@ -21,25 +21,8 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/pkg/api"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
-
-// syncBuf is a log sink tests can read.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type clearRec struct {
 	mu  sync.Mutex
@@ -58,7 +41,7 @@ type harness struct {
 	srv   *Server
 	st    *store.Store
 	url   string
-	logs  *syncBuf
+	logs  *testlog.Buffer
 	clear *clearRec
 	skew  atomic.Int64 // added to the server's clock
 }
@@ -66,7 +49,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	st, authority := enrolltest.Open(t)
-	logs := &syncBuf{}
+	logs := &testlog.Buffer{}
 	h := &harness{t: t, st: st, logs: logs, clear: &clearRec{}}
 	h.srv = &Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}, Guestinfo: h.clear,
 		Now: func() time.Time { return time.Now().Add(time.Duration(h.skew.Load())) },

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/vmware/govmomi/vim25/mo"
@@ -14,32 +13,15 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/vsphere"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type env struct {
 	sim   *vsphere.Sim
 	vs    *vsphere.Client
 	store *store.Store
 	site  *site.Site
-	logs  *syncBuffer
+	logs  *testlog.Buffer
 	dir   string
 }
 
@@ -53,7 +35,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(sim.Close)
 	ctx := context.Background()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	vs, err := vsphere.Connect(ctx, sim.VCenter, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -10,27 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
-
-type applianceOut struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *applianceOut) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *applianceOut) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func TestApplianceRunHelpTeaches(t *testing.T) {
 	var out bytes.Buffer
@@ -70,7 +54,7 @@ func TestApplianceRunSimulated(t *testing.T) {
 	}
 	httpAddr := l.Addr().String()
 	l.Close()
-	var stdout, stderr applianceOut
+	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {

@@ -7,29 +7,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/swarmboot/swarmboot/appliance/vsphere"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
 
-// lockedBuffer: the logger and the progress lines both write to stderr.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
+// fleetRun runs the CLI with args; the logger and the progress lines both
+// write to stderr, concurrently.
 func fleetRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errb lockedBuffer
+	var out, errb testlog.Buffer
 	code := Main(context.Background(), args, strings.NewReader(""), &out, &errb)
-	return code, out.b.String(), errb.b.String()
+	return code, out.String(), errb.String()
 }
 
 func TestApplySimulateWait(t *testing.T) {
