@@ -170,12 +170,7 @@ func runPXE(t *testing.T, c pxeCase) {
 	}
 	qc := qemu.Config{Firmware: c.firmware, NetNS: lab.ns.Name(), Boot: "n", MemoryMiB: 512,
 		LogFile: filepath.Join(t.TempDir(), "serial.log")}
-	if c.nativePXE {
-		qc.Extra = []string{"-netdev", "tap,id=pxe0,ifname=tap0,script=no,downscript=no",
-			"-device", "virtio-net-pci,netdev=pxe0,mac=" + c.mac + ",romfile="}
-	} else {
-		qc.Tap, qc.MAC = "tap0", c.mac
-	}
+	qc.Tap, qc.MAC, qc.NativePXE = "tap0", c.mac, c.nativePXE
 	vm, err := qemu.Start(ctx, qc) // waits for a machine-wide VM slot
 	if err != nil {
 		t.Fatal(err)

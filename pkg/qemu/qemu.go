@@ -36,6 +36,10 @@ type Config struct {
 	// NIC on tap Tap inside network namespace NetNS (QEMU runs inside it);
 	// empty Tap → no NIC. MAC empty → QEMU picks one.
 	NetNS, Tap, MAC string
+	// NativePXE leaves the NIC's iPXE option ROM out, so the firmware's own
+	// PXE client boots from the network: under OVMF that is UEFI PXE, which
+	// fetches its loader over TFTP, as a vSphere EFI VM does.
+	NativePXE bool
 
 	Boot      string // QEMU -boot order, e.g. "n", "d", "c"
 	MemoryMiB int    // default 512
@@ -226,6 +230,9 @@ func (vm *VM) args(cfg Config) ([]string, error) {
 		dev := "virtio-net-pci,netdev=n0"
 		if cfg.MAC != "" {
 			dev += ",mac=" + cfg.MAC
+		}
+		if cfg.NativePXE {
+			dev += ",romfile="
 		}
 		a = append(a, "-netdev", "tap,id=n0,ifname="+cfg.Tap+",script=no,downscript=no", "-device", dev)
 	} else {

@@ -28,6 +28,16 @@ func TestArgs(t *testing.T) {
 	if strings.Contains(s, "kvm") {
 		t.Errorf("args mention kvm: %s", s)
 	}
+	if strings.Contains(s, "romfile") {
+		t.Errorf("the NIC's option ROM is dropped without NativePXE: %s", s)
+	}
+	a, err = vm.args(Config{Firmware: "uefi", Tap: "tap0", MAC: "52:54:00:12:34:57", NativePXE: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := strings.Join(a, " "); !slices.Contains(a, "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:57,romfile=") {
+		t.Errorf("NativePXE: the NIC keeps its option ROM: %s", s)
+	}
 	a, err = vm.args(Config{Firmware: "uefi", MemoryMiB: 1024})
 	if err != nil {
 		t.Fatal(err)
