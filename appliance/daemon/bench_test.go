@@ -13,6 +13,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 )
 
@@ -66,7 +67,7 @@ func BenchmarkScript(b *testing.B) {
 	}
 	boot := func(booter bootserve.Booter, dir string) bootserve.Config {
 		return bootserve.Config{DHCP: dhcp.ModeOff, ServerIP: net.IPv4(127, 0, 0, 1), IPXEDir: ipxe, Booter: booter,
-			StateDir: dir, Artifacts: artifacts, HTTPAddr: freeAddr(b), TFTPAddr: "127.0.0.1:0"}
+			StateDir: dir, Artifacts: artifacts, HTTPAddr: bootservetest.FreeAddr(b), TFTPAddr: "127.0.0.1:0"}
 	}
 	d, err := New(Config{DataDir: data, Artifacts: artifacts, APIListener: listenLoopback(b), Boot: boot(nil, "")})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
@@ -30,7 +31,7 @@ func offline(t *testing.T, cfg Config) *Daemon {
 	cfg.Boot.DHCP, cfg.Boot.ServerIP, cfg.Boot.IPXEDir = dhcp.ModeOff, net.IPv4(127, 0, 0, 1), ipxe
 	// A free port, not a fixed one: tests that go on to Listen run in
 	// parallel and would otherwise collide on the same address.
-	cfg.Boot.HTTPAddr, cfg.Boot.TFTPAddr = freeAddr(t), "127.0.0.1:0"
+	cfg.Boot.HTTPAddr, cfg.Boot.TFTPAddr = bootservetest.FreeAddr(t), "127.0.0.1:0"
 	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -262,7 +263,7 @@ func TestNewFailsCleanly(t *testing.T) {
 	t.Parallel()
 	data, artifacts, _ := fixture(t)
 	unreachable := &site.Site{Datacenter: "DC0", Datastore: "ds", Network: "net",
-		VCenter: site.VCenter{URL: "https://" + freeAddr(t) + "/sdk", User: "u", Password: "p", Insecure: true}}
+		VCenter: site.VCenter{URL: "https://" + bootservetest.FreeAddr(t) + "/sdk", User: "u", Password: "p", Insecure: true}}
 	for name, cfg := range map[string]Config{
 		"no iPXE loaders": {Boot: bootserve.Config{IPXEDir: t.TempDir()}},
 		"no vCenter":      {Boot: bootserve.Config{IPXEDir: filepath.Join(filepath.Dir(artifacts), "ipxe")}, Site: unreachable},

@@ -19,6 +19,7 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
@@ -41,43 +42,13 @@ groups:
     image: lab
 `
 
-// freeAddr returns a loopback TCP address nobody listens on (bootserve
-// builds its URLs from the configured address, so it cannot be :0).
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
-// fixture makes a data dir, an artifacts dir with image "lab" and a
-// directory of stand-in iPXE loaders.
+// fixture makes a data dir (not created), an artifacts dir with image
+// "lab" and a directory of stand-in iPXE loaders.
 func fixture(t testing.TB) (data, artifacts, ipxe string) {
 	t.Helper()
 	root := t.TempDir()
-	data, artifacts, ipxe = filepath.Join(root, "data"), filepath.Join(root, "out"), filepath.Join(root, "ipxe")
-	for _, d := range []string{artifacts, ipxe} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files := map[string]string{
-		filepath.Join(artifacts, "lab-kernel"):     "KERNEL",
-		filepath.Join(artifacts, "lab-initrd.img"): "INITRD",
-		filepath.Join(artifacts, "lab-cmdline"):    "console=ttyS0 quiet\n",
-		filepath.Join(ipxe, "undionly.kpxe"):       "UNDI",
-		filepath.Join(ipxe, "ipxe.efi"):            "EFI",
-	}
-	for p, c := range files {
-		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return data, artifacts, ipxe
+	artifacts, ipxe = bootservetest.Artifacts(t, root, "lab")
+	return filepath.Join(root, "data"), artifacts, ipxe
 }
 
 // start runs a daemon on loopback and stops it when the test ends.
@@ -176,7 +147,7 @@ func TestApplianceLoopback(t *testing.T) {
 	d := start(t, Config{
 		DataDir: data, Artifacts: artifacts, TrustInitrd: true,
 		Boot: bootserve.Config{DHCP: dhcp.ModeOff, ServerIP: net.IPv4(127, 0, 0, 1), IPXEDir: ipxe,
-			HTTPAddr: freeAddr(t), TFTPAddr: "127.0.0.1:0"},
+			HTTPAddr: bootservetest.FreeAddr(t), TFTPAddr: "127.0.0.1:0"},
 		APIListener: apiLn, Site: s, Simulate: true, MirrorEvery: 20 * time.Millisecond,
 		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
 
@@ -33,27 +33,14 @@ func TestApplianceRunHelpTeaches(t *testing.T) {
 // and the token is printed nowhere.
 func TestApplianceRunSimulated(t *testing.T) {
 	dir := t.TempDir()
-	art, ipxe := filepath.Join(dir, "out"), filepath.Join(dir, "ipxe")
-	for p, c := range map[string]string{
-		filepath.Join(art, "lab-kernel"): "K", filepath.Join(art, "lab-initrd.img"): "I",
-		filepath.Join(ipxe, "undionly.kpxe"): "U", filepath.Join(ipxe, "ipxe.efi"): "E",
-		filepath.Join(dir, "lab.yml"): "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
-			"  - name: workers\n    pattern: w{n}\n    count: 1\n    role: worker\n    cpus: 1\n    memory: 512MiB\n" +
-			"    disk: 1\n    boot: pxe\n    image: lab\n",
-	} {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(c), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	l, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
+	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
+	site := "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
+		"  - name: workers\n    pattern: w{n}\n    count: 1\n    role: worker\n    cpus: 1\n    memory: 512MiB\n" +
+		"    disk: 1\n    boot: pxe\n    image: lab\n"
+	if err := os.WriteFile(filepath.Join(dir, "lab.yml"), []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := l.Addr().String()
-	l.Close()
+	httpAddr := bootservetest.FreeAddr(t)
 	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/httpboot"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
@@ -120,12 +121,7 @@ func TestMachinesAndEvents(t *testing.T) {
 		t.Errorf("unseen machine: exit %d, %s", code, errb.String())
 	}
 	errb.Reset()
-	closed, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedURL := "http://" + closed.Addr().String()
-	closed.Close()
+	closedURL := "http://" + bootservetest.FreeAddr(t) // nobody listens there
 	if code := Main(context.Background(), []string{"machines", "--server", closedURL}, nil, &out, &errb); code == 0 ||
 		!strings.Contains(errb.String(), "is `swarmboot serve` running") {
 		t.Errorf("no server: exit %d, %s", code, errb.String())
@@ -149,27 +145,8 @@ func TestServeHelpTeaches(t *testing.T) {
 // machines`, then stops it through the context.
 func TestServeEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	art, ipxe := filepath.Join(dir, "out"), filepath.Join(dir, "ipxe")
-	for _, d := range []string{art, ipxe} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for name, body := range map[string]string{
-		filepath.Join(art, "worker-kernel"): "K", filepath.Join(art, "worker-initrd.img"): "I",
-		filepath.Join(art, "worker-cmdline"): "console=ttyS0", filepath.Join(ipxe, "undionly.kpxe"): "B",
-		filepath.Join(ipxe, "ipxe.efi"): "E",
-	} {
-		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	art, ipxe := bootservetest.Artifacts(t, dir, "worker")
+	addr := bootservetest.FreeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out, errb bytes.Buffer
