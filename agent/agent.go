@@ -142,6 +142,23 @@ func (a *Agent) retry(ctx context.Context, what string, fn func() error) error {
 	}
 }
 
+// waitDocker polls the local Docker socket each second until dockerd
+// answers. It does not back off: the socket is local and cheap to ask,
+// and a doubling wait let the agent sleep up to half a minute past a
+// slow dockerd's start on every boot.
+func (a *Agent) waitDocker(ctx context.Context) error {
+	for {
+		err := a.docker.Ping(ctx)
+		if err == nil {
+			return nil
+		}
+		a.say("wait-docker", "waiting for Docker at %s", a.cfg.DockerHost)
+		if e := sleep(ctx, time.Second); e != nil {
+			return e
+		}
+	}
+}
+
 // Run is the agent: wait for Docker, enroll unless the disk holds an
 // identity, then plan, act and report until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
@@ -162,13 +179,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := a.retry(ctx, "docker", func() error {
-		err := a.docker.Ping(ctx)
-		if err != nil {
-			a.say("wait-docker", "waiting for Docker at %s", a.cfg.DockerHost)
-		}
-		return err
-	}); err != nil {
+	if err := a.waitDocker(ctx); err != nil {
 		return err
 	}
 	for n := 0; ; {
