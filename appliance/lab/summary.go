@@ -5,17 +5,19 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/swarm"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 // NodeSummary is one machine's state as its agent last reported it.
 type NodeSummary struct {
-	Name, Role string
-	Report     *api.Report
+	Name, Role, Firmware string
+	Report               *api.Report
 	// Stages maps each stage (Stages) to the time from power-on to its
 	// first event in the current boot.
 	Stages map[string]time.Duration
@@ -35,7 +37,7 @@ func (l *Lab) Summary() ([]NodeSummary, error) {
 		if err != nil {
 			return nil, err
 		}
-		ns := NodeSummary{Name: mc.Name, Role: mc.Role, Report: r, Stages: map[string]time.Duration{}, Events: ev}
+		ns := NodeSummary{Name: mc.Name, Role: mc.Role, Firmware: mc.Firmware, Report: r, Stages: map[string]time.Duration{}, Events: ev}
 		for _, e := range ev {
 			st := stageOf(e.Kind)
 			if st == "" || e.Time.Before(mc.started) {
@@ -50,17 +52,73 @@ func (l *Lab) Summary() ([]NodeSummary, error) {
 	return out, nil
 }
 
-// PrintSummary writes the swarm's node list (from the agents' reports of
-// docker info), each node's disk and its stage times.
-func PrintSummary(w io.Writer, nodes []NodeSummary) {
-	fmt.Fprintf(w, "swarm nodes:\n  %-8s %-8s %-26s %-7s %-15s %s\n", "NAME", "ROLE", "NODE ID", "STATE", "ADDRESS", "CLUSTER")
-	for _, n := range nodes {
-		if n.Report == nil {
-			fmt.Fprintf(w, "  %-8s (no report)\n", n.Name)
+// Swarm waits until the swarm's node list, as the manager's Docker API
+// gave it to the appliance after since (its agent pushes it with each
+// heartbeat), lists every lab machine by the node ID its agent reported,
+// all ready. On timeout it returns the last list and an error naming what
+// is missing.
+func (l *Lab) Swarm(ctx context.Context, since time.Time) (swarm.Info, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		info, err := l.d.Swarm(ctx)
+		missing := []string{"a node list pushed by the manager"}
+		if err == nil && info.At.After(since) {
+			missing = l.missing(info)
+		}
+		if len(missing) == 0 {
+			return info, nil
+		}
+		select {
+		case <-ctx.Done():
+			return info, fmt.Errorf("lab: the manager's node list lacks %s (as of %s)", strings.Join(missing, ", "), info.At.Format(time.TimeOnly))
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// missing names the machines not listed ready in info.
+func (l *Lab) missing(info swarm.Info) []string {
+	var out []string
+	for _, mc := range l.Machines {
+		r, _, err := l.Report(mc.Name)
+		if err != nil || r == nil || r.Swarm.NodeID == "" {
+			out = append(out, mc.Name+" (no node ID reported)")
 			continue
 		}
-		s := n.Report.Swarm
-		fmt.Fprintf(w, "  %-8s %-8s %-26s %-7s %-15s %s\n", n.Name, s.Role, s.NodeID, s.State, s.NodeAddr, s.ClusterID)
+		i := slices.IndexFunc(info.Nodes, func(n api.SwarmNode) bool { return n.ID == r.Swarm.NodeID })
+		switch {
+		case i < 0:
+			out = append(out, mc.Name+" (node "+r.Swarm.NodeID+")")
+		case info.Nodes[i].State != api.NodeReady || info.Nodes[i].Role != mc.Role:
+			out = append(out, fmt.Sprintf("%s as a ready %s (%s %s)", mc.Name, mc.Role, info.Nodes[i].Role, info.Nodes[i].State))
+		}
+	}
+	return out
+}
+
+// PrintSummary writes the swarm's node list as the manager's Docker API
+// gave it, each node's disk and its stage times.
+func PrintSummary(w io.Writer, info swarm.Info, nodes []NodeSummary) {
+	name := map[string]string{}
+	for _, n := range nodes {
+		if n.Report != nil {
+			name[n.Report.Swarm.NodeID] = n.Name
+		}
+	}
+	fmt.Fprintf(w, "swarm %s, nodes from %s at %s:\n", info.ClusterID, info.From, info.At.Format(time.TimeOnly))
+	fmt.Fprintf(w, "  %-8s %-26s %-8s %-6s %-7s %-15s %-7s %s\n", "NAME", "NODE ID", "ROLE", "STATE", "AVAIL", "ADDRESS", "ENGINE", "LEADER")
+	for _, sn := range info.Nodes {
+		n := name[sn.ID]
+		if n == "" {
+			n = sn.Hostname
+		}
+		leader := ""
+		if sn.Leader {
+			leader = "yes"
+		}
+		fmt.Fprintf(w, "  %-8s %-26s %-8s %-6s %-7s %-15s %-7s %s\n", n, sn.ID, sn.Role, sn.State, sn.Availability, sn.Addr,
+			strings.SplitN(sn.EngineVersion, "+", 2)[0], leader)
 	}
 	fmt.Fprintf(w, "disks:\n")
 	for _, n := range nodes {
@@ -72,13 +130,13 @@ func PrintSummary(w io.Writer, nodes []NodeSummary) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "seconds from power-on:\n  %-8s", "NAME")
+	fmt.Fprintf(w, "seconds from power-on:\n  %-8s %-4s", "NAME", "FW")
 	for _, s := range Stages {
 		fmt.Fprintf(w, " %7s", s)
 	}
 	fmt.Fprintln(w)
 	for _, n := range nodes {
-		fmt.Fprintf(w, "  %-8s", n.Name)
+		fmt.Fprintf(w, "  %-8s %-4s", n.Name, n.Firmware)
 		for _, s := range Stages {
 			if d, ok := n.Stages[s]; ok {
 				fmt.Fprintf(w, " %7.1f", d.Seconds())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -39,10 +40,21 @@ type Options struct {
 	Agent string
 	// Workers is the number of workers (default 2); there is one manager.
 	Workers int
-	// MaxVMs is how many QEMU VMs run at once (default 2): when a worker
+	// UEFI is how many of the workers have EFI firmware (default 1; -1 for
+	// none): they boot under OVMF with the firmware's own UEFI PXE client,
+	// which fetches ipxe.efi over TFTP, as a vSphere EFI VM does. The
+	// others, and the manager, boot SeaBIOS with iPXE in the NIC's ROM.
+	UEFI int
+	// MaxVMs is how many QEMU VMs run at once (default 3): when a worker
 	// must start and MaxVMs run, the earliest worker that has reported is
-	// powered off (its disk is kept).
+	// powered off (its disk is kept). Machines boot one after the other,
+	// so on 2 cores only one VM is busy booting at a time.
 	MaxVMs int
+	// Listen is a TCP address in the caller's network namespace where the
+	// lab forwards the appliance's HTTP server (machines, events, metrics),
+	// so "swarmboot machines" works from the host; "" → no forward. A port
+	// already in use fails Up before it makes anything.
+	Listen string
 	// Subnet is the x in the bridge's 10.77.x.1/24 (default 50).
 	Subnet int
 	// StageTimeout bounds each machine's wait for its next stage
@@ -56,6 +68,7 @@ type Options struct {
 // Machine is one lab VM.
 type Machine struct {
 	Name, Role, MAC string
+	Firmware        string // the site group's: bios or efi
 	BIOSUUID        string // the simulator's; QEMU's SMBIOS gets it (-uuid)
 	Disk, Serial    string
 	vm              *qemu.VM
@@ -80,6 +93,8 @@ type Lab struct {
 	// cpuAtBoot is this process's CPU time when the first VM started.
 	cpuAtBoot time.Duration
 	prog      *progress
+	fwdLn     net.Listener
+	fwdSrv    *http.Server
 }
 
 // Check says what the lab needs and is missing: root, network namespaces,
@@ -107,8 +122,15 @@ func (o *Options) defaults() error {
 	if o.Workers == 0 {
 		o.Workers = 2
 	}
+	if o.UEFI == 0 {
+		o.UEFI = 1
+	}
+	if o.UEFI > o.Workers {
+		return fmt.Errorf("lab: %d UEFI workers but only %d workers", o.UEFI, o.Workers)
+	}
+	o.UEFI = max(o.UEFI, 0)
 	if o.MaxVMs == 0 {
-		o.MaxVMs = 2
+		o.MaxVMs = 3
 	}
 	if o.Subnet == 0 {
 		o.Subnet = 50
@@ -124,31 +146,6 @@ func (o *Options) defaults() error {
 	}
 	return nil
 }
-
-const siteTmpl = `datacenter: DC0
-datastore: LocalDS_0
-network: VM Network
-folder: swarmboot/lab
-groups:
-  - name: managers
-    pattern: lab-m{n}
-    count: 1
-    role: manager
-    cpus: 1
-    memory: 1536MiB
-    disk: 1
-    boot: pxe
-    image: lab
-  - name: workers
-    pattern: lab-w{n}
-    count: %d
-    role: worker
-    cpus: 1
-    memory: 1536MiB
-    disk: 1
-    boot: pxe
-    image: lab
-`
 
 // Up cleans up a stale lab in opt.Dir, then brings the lab up: a network
 // namespace with a bridge, the appliance inside it (full DHCP, simulated
@@ -167,10 +164,20 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	if err := Down(opt.Dir); err != nil {
 		return nil, fmt.Errorf("lab: cleaning up the previous lab: %w", err)
 	}
+	// A taken port fails here, before anything is made.
+	var fwd net.Listener
+	if opt.Listen != "" {
+		if fwd, err = listenHost(opt.Listen); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+		if fwd != nil {
+			fwd.Close()
+		}
 		return nil, err
 	}
-	l := &Lab{opt: opt, Started: time.Now(), done: make(chan error, 1)}
+	l := &Lab{opt: opt, Started: time.Now(), done: make(chan error, 1), fwdLn: fwd}
 	l.state = State{PIDs: []int{os.Getpid()}, Dir: opt.Dir}
 	defer func() {
 		if err != nil {
@@ -193,11 +200,11 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	say("lab: namespace %s, bridge br0 %s/24", l.ns.Name(), br)
 
 	sitePath := filepath.Join(opt.Dir, "site.yml")
-	siteText := fmt.Sprintf(siteTmpl, opt.Workers)
-	if err := os.WriteFile(sitePath, []byte(siteText), 0o644); err != nil {
+	text := siteText(opt.Workers, opt.UEFI)
+	if err := os.WriteFile(sitePath, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	st, err := site.Parse(sitePath, []byte(siteText), func(string) string { return "" })
+	st, err := site.Parse(sitePath, []byte(text), func(string) string { return "" })
 	if err != nil {
 		return nil, err
 	}
@@ -223,6 +230,10 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 		return nil, fmt.Errorf("lab: appliance: %w", err)
 	}
 	say("lab: appliance: boot %s, agent API %s", l.d.HTTPBase(), l.d.APIURL())
+	if fwd != nil {
+		l.serveForward(fwd, l.d.HTTPBase())
+		say("lab: %s forwards to the appliance's HTTP server: swarmboot machines --server %s", fwd.Addr(), l.ForwardURL())
+	}
 
 	// The image: lab images from Debian packages, the agent and the
 	// appliance's public trust (API URL, CA certificate) baked in.
@@ -237,7 +248,11 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Services = append(cfg.Services, rootfs.AgentService(rootfs.AgentBinaryRef))
+	// A 10 s heartbeat (30 s in production) keeps the manager's pushed
+	// node list fresh for the summary.
+	agentSvc := rootfs.AgentService(rootfs.AgentBinaryRef)
+	agentSvc.ImageConfig.Command = &[]string{rootfs.AgentPath, "--heartbeat=10s"}
+	cfg.Services = append(cfg.Services, agentSvc)
 	files, err := rootfs.TrustFiles(api.TrustConfig{URL: l.d.APIURL(), Image: "lab"}, l.d.CAPEM())
 	if err != nil {
 		return nil, err
@@ -283,7 +298,7 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 			if _, err := l.d.IssueToken(v.Name, time.Hour); err != nil {
 				return nil, err
 			}
-			mc := &Machine{Name: v.Name, Role: v.Role, MAC: v.MAC, BIOSUUID: v.BIOSUUID,
+			mc := &Machine{Name: v.Name, Role: v.Role, MAC: v.MAC, BIOSUUID: v.BIOSUUID, Firmware: firmwareOf(st, v.Group),
 				Disk: filepath.Join(opt.Dir, v.Name+".img"), Serial: filepath.Join(opt.Dir, v.Name+".serial.log")}
 			if err := os.WriteFile(mc.Disk, nil, 0o644); err != nil {
 				return nil, err
@@ -354,8 +369,12 @@ func (l *Lab) start(ctx context.Context, mc *Machine) error {
 			}
 		}
 	}
-	vm, err := qemu.Start(ctx, qemu.Config{NetNS: l.ns.Name(), Tap: "tap-" + mc.Name, MAC: mc.MAC, Boot: "n",
-		Disks: []string{mc.Disk}, MemoryMiB: 1536, LogFile: mc.Serial, NoSlot: true, Extra: uuidArg(mc.BIOSUUID)})
+	qc := qemu.Config{NetNS: l.ns.Name(), Tap: "tap-" + mc.Name, MAC: mc.MAC, Boot: "n",
+		Disks: []string{mc.Disk}, MemoryMiB: 1536, LogFile: mc.Serial, NoSlot: true, Extra: uuidArg(mc.BIOSUUID)}
+	if mc.Firmware == "efi" {
+		qc.Firmware, qc.NativePXE = "uefi", true
+	}
+	vm, err := qemu.Start(ctx, qc)
 	if err != nil {
 		return fmt.Errorf("lab: %s: %w", mc.Name, err)
 	}
@@ -364,7 +383,7 @@ func (l *Lab) start(ctx context.Context, mc *Machine) error {
 	l.state.PIDs = append(l.state.PIDs, vm.PID())
 	err = writeState(l.opt.Dir, l.state)
 	l.mu.Unlock()
-	fmt.Fprintf(l.opt.Out, "lab: %s (%s, %s) powered on\n", mc.Name, mc.Role, mc.MAC)
+	fmt.Fprintf(l.opt.Out, "lab: %s (%s, %s, %s) powered on\n", mc.Name, mc.Role, mc.Firmware, mc.MAC)
 	return err
 }
 
@@ -384,6 +403,7 @@ func (l *Lab) close() error {
 	if l.release != nil {
 		l.release()
 	}
+	l.closeForward()
 	if l.cancel != nil {
 		l.cancel()
 		<-l.done
@@ -399,12 +419,3 @@ func (l *Lab) close() error {
 
 // Daemon is the lab's appliance.
 func (l *Lab) Daemon() *daemon.Daemon { return l.d }
-
-// uuidArg gives QEMU the VM's BIOS UUID: without it SMBIOS holds zeros and
-// Linux shows no /sys/class/dmi/id/product_uuid, which the agent enrolls with.
-func uuidArg(u string) []string {
-	if u == "" {
-		return nil
-	}
-	return []string{"-uuid", u}
-}

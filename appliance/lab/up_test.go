@@ -3,6 +3,8 @@ package lab
 import (
 	"bytes"
 	"context"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/swarm"
 	imgstore "github.com/swarmboot/swarmboot/images/store"
 	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/netns"
@@ -57,7 +60,7 @@ func TestLabUp(t *testing.T) {
 	out := &syncBuf{t: t}
 	dir := filepath.Join(tmp, "lab")
 	start := time.Now()
-	l, err := Up(ctx, Options{Dir: dir, Images: s, YML: "../../linuxkit/lab.yml", Agent: agent, Out: out, Subnet: 61})
+	l, err := Up(ctx, Options{Dir: dir, Images: s, YML: "../../linuxkit/lab.yml", Agent: agent, Out: out, Subnet: 61, Listen: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,18 +68,28 @@ func TestLabUp(t *testing.T) {
 	cpu, rss := l.Usage()
 	t.Logf("lab up → swarm of %d in %v; initrd %.1f MiB; appliance CPU %v during the boots, peak RSS %d MiB",
 		len(l.Machines), time.Since(start).Round(time.Second), float64(l.Initrd)/(1<<20), cpu.Round(100*time.Millisecond), rss>>20)
+	info, err := l.Swarm(ctx, start)
+	if err != nil {
+		t.Error(err)
+	}
 	nodes, err := l.Summary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sb strings.Builder
-	PrintSummary(&sb, nodes)
+	PrintSummary(&sb, info, nodes)
 	t.Logf("first boot:\n%s", sb.String())
+	checkSwarm(t, "first boot", info, l.Machines)
 	check(t, "first boot", nodes, api.FormattedThisBoot)
+	checkForward(t, l)
 	for _, n := range nodes {
 		want := []string{"dhcp-ack", "script", "kernel", "initrd", "enroll", "swarm-join"}
-		if n.Role == "manager" {
+		switch {
+		case n.Role == "manager":
 			want = []string{"dhcp-ack", "script", "kernel", "initrd", "enroll", "swarm-init"}
+		case n.Firmware == "efi":
+			// OVMF's own PXE client fetches ipxe.efi over TFTP first.
+			want = []string{"dhcp-ack", "tftp", "script", "kernel", "initrd", "enroll", "swarm-join"}
 		}
 		if miss, ok := inOrder(n.Events, want...); !ok {
 			t.Errorf("%s: timeline lacks %s in order:\n%s", n.Name, miss, kinds(n.Events))
@@ -91,12 +104,16 @@ func TestLabUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("workers rebooted and back in the swarm in %v", time.Since(t0).Round(time.Second))
+	if info, err = l.Swarm(ctx, time.Now()); err != nil {
+		t.Error(err)
+	}
 	nodes, err = l.Summary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	sb.Reset()
-	PrintSummary(&sb, nodes)
+	PrintSummary(&sb, info, nodes)
+	checkSwarm(t, "after reboot", info, l.Machines)
 	t.Logf("after the workers' reboot:\n%s", sb.String())
 	for _, n := range nodes {
 		want := api.FormattedThisBoot
@@ -128,6 +145,53 @@ func TestLabUp(t *testing.T) {
 			if n == l.ns.Name() {
 				t.Errorf("namespace %s left behind", n)
 			}
+		}
+	}
+}
+
+// checkSwarm asserts the manager's node list: every machine ready in its
+// role, one manager (the leader), an EFI worker among them, nothing else.
+func checkSwarm(t *testing.T, when string, info swarm.Info, machines []*Machine) {
+	t.Helper()
+	if info.Ready() != len(machines) || len(info.Nodes) != len(machines) {
+		t.Errorf("%s: the manager lists %d nodes, %d ready; want %d ready", when, len(info.Nodes), info.Ready(), len(machines))
+	}
+	managers, efi := 0, 0
+	for _, n := range info.Nodes {
+		if n.Role == api.RoleManager {
+			managers++
+			if !n.Leader {
+				t.Errorf("%s: manager %s is not the leader", when, n.ID)
+			}
+		}
+	}
+	for _, mc := range machines {
+		if mc.Firmware == "efi" {
+			efi++
+		}
+	}
+	if managers != 1 || efi != 1 {
+		t.Errorf("%s: %d managers and %d EFI machines, want 1 and 1", when, managers, efi)
+	}
+	if !strings.Contains(info.From, "lab-m1") {
+		t.Errorf("%s: node list from %q, want the manager lab-m1", when, info.From)
+	}
+}
+
+// checkForward reads the appliance's machine list through the lab's
+// host-side forward: every lab machine is there.
+func checkForward(t *testing.T, l *Lab) {
+	t.Helper()
+	resp, err := http.Get(l.ForwardURL() + "/api/machines")
+	if err != nil {
+		t.Errorf("forward: %v", err)
+		return
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, mc := range l.Machines {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), strings.ToLower(mc.MAC)) {
+			t.Errorf("forward %s/api/machines: %s lacks %s:\n%s", l.ForwardURL(), resp.Status, mc.MAC, b)
 		}
 	}
 }

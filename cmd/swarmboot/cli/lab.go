@@ -83,6 +83,7 @@ func newLabUpCmd(g *Globals) *cobra.Command {
 	var opt lab.Options
 	var agent string
 	var reboot, exit bool
+	var uefi int
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the whole mission on this machine: appliance, simulated vCenter, QEMU VMs forming a swarm",
@@ -90,16 +91,24 @@ func newLabUpCmd(g *Globals) *cobra.Command {
 and the appliance's CA and API URL baked in), creates a network namespace
 with a bridge, starts the appliance there (full DHCP, TFTP, HTTP, agent API)
 with an in-process vCenter simulator applying a lab site of 1 manager and
---workers workers (boot: pxe), and powers on one QEMU VM (TCG) per simulated
-VM, with its MAC and an empty disk. Each machine's enrollment token travels
-on its iPXE kernel line. Progress shows every machine's stages (dhcp, tftp,
-script, kernel, initrd, enroll, swarm-init/join, report), then the swarm's
-nodes, their disks and the time of each stage.
+--workers workers (boot: pxe; --uefi of them with EFI firmware), and powers
+on one QEMU VM (TCG) per simulated VM, with its MAC and an empty disk: BIOS
+machines boot SeaBIOS with iPXE in the NIC's ROM, EFI ones OVMF's own UEFI
+PXE client, which fetches ipxe.efi over TFTP. Each machine's enrollment
+token travels on its iPXE kernel line. Progress shows every machine's stages
+(dhcp, tftp, script, kernel, initrd, enroll, swarm-init/join, report), then
+the swarm's nodes as the manager's Docker API lists them, each node's disk
+and the time of each stage.
 
-At most --max-vms VMs run at once (TCG is slow): a worker that has joined is
-powered off (disk kept) to let the next one boot. --reboot-workers then
-reboots the workers: they boot again without enrolling and their disks are
-"pre-existing".
+--listen (127.0.0.1:8080) forwards the appliance's HTTP server out of the
+lab's namespace, so "swarmboot machines" and "swarmboot events -f" watch the
+lab from another shell. A port in use stops up before it makes anything and
+names the program holding it.
+
+Machines boot one after the other; at most --max-vms VMs run at once: past
+that, a worker that has joined is powered off (disk kept) to let the next
+one boot. --reboot-workers then reboots the workers: they boot again without
+enrolling and their disks are "pre-existing".
 
 up stays in the foreground (the appliance runs in it) until Ctrl-C or
 "swarmboot lab down", which remove everything it made; with --exit it
@@ -132,30 +141,42 @@ Example:
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opt.Dir, opt.Images, opt.Agent, opt.Out, opt.Log = labDir(g), s, agent, g.Stdout, g.Log
+			opt.UEFI = uefi
+			if uefi == 0 {
+				opt.UEFI = -1 // lab.Options: 0 is the default (1)
+			}
 			start := time.Now()
 			l, err := lab.Up(ctx, opt)
 			if err != nil {
 				return err
 			}
 			defer l.Close()
+			formed := time.Since(start)
+			info, err := l.Swarm(ctx, start)
+			if err != nil {
+				return err
+			}
 			nodes, err := l.Summary()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(g.Stdout, "swarm of %d formed %v after lab up; initrd %.1f MiB\n", len(nodes),
-				time.Since(start).Round(100*time.Millisecond), float64(l.Initrd)/(1<<20))
-			lab.PrintSummary(g.Stdout, nodes)
+				formed.Round(100*time.Millisecond), float64(l.Initrd)/(1<<20))
+			lab.PrintSummary(g.Stdout, info, nodes)
 			cpu, rss := l.Usage()
 			fmt.Fprintf(g.Stdout, "appliance: CPU %v during the boots, peak RSS %d MiB\n", cpu.Round(100*time.Millisecond), rss>>20)
 			if reboot {
 				if err := l.RebootWorkers(ctx); err != nil {
 					return err
 				}
+				if info, err = l.Swarm(ctx, time.Now()); err != nil {
+					return err
+				}
 				if nodes, err = l.Summary(); err != nil {
 					return err
 				}
 				fmt.Fprintln(g.Stdout, "after the workers' reboot:")
-				lab.PrintSummary(g.Stdout, nodes)
+				lab.PrintSummary(g.Stdout, info, nodes)
 			}
 			if exit {
 				fmt.Fprintln(g.Stdout, "removing the lab (--exit)")
@@ -170,7 +191,9 @@ Example:
 	f.StringVarP(&opt.YML, "file", "f", "linuxkit/lab.yml", "the lab image's yml")
 	f.StringVar(&agent, "agent", "", "static swarmboot-agent binary to bake in (default: next to this swarmboot)")
 	f.IntVar(&opt.Workers, "workers", 2, "number of workers (one manager)")
-	f.IntVar(&opt.MaxVMs, "max-vms", 2, "QEMU VMs running at once")
+	f.IntVar(&uefi, "uefi", 1, "how many of the workers boot UEFI (OVMF) rather than BIOS; 0 for none")
+	f.IntVar(&opt.MaxVMs, "max-vms", 3, "QEMU VMs running at once")
+	f.StringVar(&opt.Listen, "listen", "127.0.0.1:8080", "host address forwarded to the appliance's HTTP server in the lab ('' for none)")
 	f.BoolVar(&reboot, "reboot-workers", false, "after the swarm forms, reboot the workers and show they stay in it")
 	f.BoolVar(&exit, "exit", false, "remove the lab after the summary instead of keeping it running (make demo)")
 	return cmd
