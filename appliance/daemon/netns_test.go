@@ -3,8 +3,6 @@ package daemon
 import (
 	"context"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,13 +12,12 @@ import (
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
-	"github.com/swarmboot/swarmboot/pkg/netns"
+	"github.com/swarmboot/swarmboot/pkg/netns/netnstest"
 )
 
 // udhcpcScript configures the leased address (so curl can fetch) and
 // prints what the server offered.
-const udhcpcScript = `#!/bin/sh
-case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface" ;; esac
+const udhcpcScript = `case "$1" in bound|renew) ip addr add "$ip/$mask" dev "$interface" ;; esac
 echo "$1 ip=$ip boot_file=$boot_file" >> "$OUT"
 `
 
@@ -31,31 +28,9 @@ echo "$1 ip=$ip boot_file=$boot_file" >> "$OUT"
 // the script (with the kernel-line token), the kernel and the initrd, and
 // the store shows DHCP → TFTP → script → kernel → initrd for that MAC.
 func TestApplianceInNetns(t *testing.T) {
-	if err := netns.Check(); err != nil {
-		t.Skipf("the netns test needs network namespaces: %v", err)
-	}
-	for tool, pkg := range map[string]string{"busybox": "busybox-static", "curl": "curl"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install %s)", tool, pkg)
-		}
-	}
+	netnstest.Need(t, "busybox", "curl")
 	ctx := context.Background()
-	srv, err := netns.New(ctx, "appl-srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := netns.New(ctx, "appl-cli")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	if err := srv.AddBridge("br0", "10.77.0.1/24"); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddVethPeer("vcli", "br0", cli, "eth0", ""); err != nil {
-		t.Fatal(err)
-	}
+	srv, cli := netnstest.Pair(t, "appl", "10.77.0.1/24", "")
 	s, err := site.Parse(filepath.Join(t.TempDir(), "lab.yml"), []byte(labSite), func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
@@ -107,19 +82,12 @@ func TestApplianceInNetns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dir := t.TempDir()
-	script, out := filepath.Join(dir, "udhcpc.sh"), filepath.Join(dir, "udhcpc.out")
-	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := cli.Command(ctx, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s", script,
+	lease, err := netnstest.Udhcpc(t, cli, udhcpcScript, "-t", "5", "-T", "1",
 		"-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "0x4d:69505845") // user class "iPXE"
-	cmd.Env = append(os.Environ(), "OUT="+out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("udhcpc: %v\n%s", err, b)
+	if err != nil {
+		t.Fatalf("udhcpc: %v", err)
 	}
-	lease, _ := os.ReadFile(out)
-	if !strings.Contains(string(lease), "bound ip=10.77.0.1") || !strings.Contains(string(lease), "/boot/") {
+	if !strings.Contains(lease, "bound ip=10.77.0.1") || !strings.Contains(lease, "/boot/") {
 		t.Fatalf("udhcpc got %q: want a lease from the pool and the iPXE script URL", lease)
 	}
 	curl := func(u string) string {

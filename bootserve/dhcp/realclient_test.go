@@ -19,6 +19,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/netns"
+	"github.com/swarmboot/swarmboot/pkg/netns/netnstest"
 )
 
 // lab is a server namespace with bridge br0 (10.77.0.1/24) and a client
@@ -28,37 +29,15 @@ type lab struct {
 	mac      net.HardwareAddr
 }
 
+// needLab skips unless namespaces and the tools are available.
 func needLab(t testing.TB, tools ...string) {
 	t.Helper()
-	if err := netns.Check(); err != nil {
-		t.Skipf("real DHCP clients need network namespaces: %v", err)
-	}
-	for _, tool := range tools {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install %s)", tool, map[string]string{"busybox": "busybox-static", "dhclient": "isc-dhcp-client", "perfdhcp": "kea-admin", "dnsmasq": "dnsmasq-base"}[tool])
-		}
-	}
+	netnstest.Need(t, tools...)
 }
 
 func newLab(t testing.TB) *lab {
 	t.Helper()
-	ctx := context.Background()
-	srv, err := netns.New(ctx, "dhcp-srv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	cli, err := netns.New(ctx, "dhcp-cli")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	if err := srv.AddBridge("br0", "10.77.0.1/24"); err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.AddVethPeer("vcli", "br0", cli, "eth0", ""); err != nil {
-		t.Fatal(err)
-	}
+	srv, cli := netnstest.Pair(t, "dhcp", "10.77.0.1/24", "")
 	ifc, err := interfaceIn(cli, "eth0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,28 +117,13 @@ func labConfig(mode Mode, dir string) Config {
 	return cfg
 }
 
-const udhcpcScript = `#!/bin/sh
-echo "$1 ip=$ip boot_file=$boot_file siaddr=$siaddr router=$router" >> "$OUT"
-`
+const udhcpcScript = `echo "$1 ip=$ip boot_file=$boot_file siaddr=$siaddr router=$router" >> "$OUT"`
 
 // udhcpc runs busybox udhcpc once in the client namespace and returns its
 // exit error and what its script saw.
 func (l *lab) udhcpc(t *testing.T, extra ...string) (string, error) {
-	dir := t.TempDir()
-	script := filepath.Join(dir, "script")
-	out := filepath.Join(dir, "out")
-	if err := os.WriteFile(script, []byte(udhcpcScript), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	args := append([]string{"udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "3", "-T", "1", "-s", script}, extra...)
-	cmd := l.cli.Command(ctx, "busybox", args...)
-	cmd.Env = append(os.Environ(), "OUT="+out)
-	log, err := cmd.CombinedOutput()
-	t.Logf("udhcpc: %s", log)
-	b, _ := os.ReadFile(out)
-	return string(b), err
+	t.Helper()
+	return netnstest.Udhcpc(t, l.cli, udhcpcScript, append([]string{"-t", "3", "-T", "1"}, extra...)...)
 }
 
 // dhclient runs ISC dhclient -1 in the client namespace; it daemonizes
