@@ -1,7 +1,6 @@
 package httpboot
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -12,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/swarmboot/swarmboot/pkg/benchref"
 )
 
 // BenchmarkHTTPInitrd sends a 128 MiB initrd to 200 concurrent clients
@@ -26,10 +25,7 @@ import (
 // reports the ratio of their wall times (>1: we are faster; best of two
 // interleaved runs each).
 func BenchmarkHTTPInitrd(b *testing.B) {
-	nginx, err := exec.LookPath("nginx")
-	if err != nil {
-		b.Skipf("nginx not installed (nginx-light): %v", err)
-	}
+	nginx := benchref.Tool(b, "nginx", "nginx-light")
 	dir := b.TempDir()
 	www := filepath.Join(dir, "www")
 	if err := os.MkdirAll(filepath.Join(www, "artifacts"), 0o755); err != nil {
@@ -48,17 +44,13 @@ func BenchmarkHTTPInitrd(b *testing.B) {
 	ref := startNginx(b, nginx, dir, www)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 0, DisableCompression: true}}
 	for range b.N {
-		tOurs, tRef := time.Duration(1<<62), time.Duration(1<<62)
-		for range 2 {
-			tOurs = min(tOurs, httpStorm(b, client, ours+"/artifacts/worker-initrd.img?mac=52:54:00:00:00:01", size, 200))
-			tRef = min(tRef, httpStorm(b, client, ref+"/artifacts/worker-initrd.img", size, 200))
-		}
-		ratio := tRef.Seconds() / tOurs.Seconds()
+		tOurs, tRef, ratio := benchref.Compare(b, "nginx",
+			func() time.Duration {
+				return httpStorm(b, client, ours+"/artifacts/worker-initrd.img?mac=52:54:00:00:00:01", size, 200)
+			},
+			func() time.Duration { return httpStorm(b, client, ref+"/artifacts/worker-initrd.img", size, 200) })
 		gib := float64(200*size) / (1 << 30)
-		b.ReportMetric(tOurs.Seconds(), "s-ours")
-		b.ReportMetric(tRef.Seconds(), "s-nginx")
 		b.ReportMetric(gib/tOurs.Seconds(), "GiB/s")
-		b.ReportMetric(ratio, "x-vs-nginx")
 		b.Logf("HTTP 128 MiB initrd to 200 clients: ours %.2fs (%.2f GiB/s), nginx %.2fs: %.2fx", tOurs.Seconds(), gib/tOurs.Seconds(), tRef.Seconds(), ratio)
 	}
 }
@@ -93,7 +85,7 @@ master_process on;
 worker_processes auto;
 user root;
 pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
+error_log stderr warn;
 events { worker_connections 4096; }
 http {
   access_log off;
@@ -116,68 +108,36 @@ http {
 	if err := os.WriteFile(cf, []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-c", cf, "-p", tmp, "-e", filepath.Join(tmp, "error.log"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		// SIGTERM: fast shutdown of the master and its workers.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	// SIGTERM at the end is nginx's fast shutdown of the master and its workers.
 	u := "http://127.0.0.1:" + strconv.Itoa(port)
-	for range 50 {
-		if r, err := http.Head(u + "/artifacts/worker-initrd.img"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return u
-			}
+	benchref.Start(b, exec.Command(bin, "-c", cf, "-p", tmp, "-e", "stderr"), func() error {
+		r, err := http.Head(u + "/artifacts/worker-initrd.img")
+		if err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(filepath.Join(tmp, "error.log"))
-	b.Fatalf("nginx on port %d does not serve: %s\n%s", port, out.String(), log)
-	return ""
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK {
+			return fmt.Errorf("HEAD the initrd: %s", r.Status)
+		}
+		return nil
+	})
+	return u
 }
 
 func httpStorm(b *testing.B, c *http.Client, url string, size int64, n int) time.Duration {
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	start := time.Now()
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			resp, err := c.Get(url)
-			if err != nil {
-				errs <- err
-				return
-			}
-			got, err := io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if err == nil && (resp.StatusCode != 200 || got != size) {
-				err = fmt.Errorf("status %d, %d bytes", resp.StatusCode, got)
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	d := time.Since(start)
-	close(errs)
-	for err := range errs {
-		b.Errorf("%s: %v", url, err)
-	}
-	return d
+	return benchref.Storm(b, n, func() error {
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		got, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil && (resp.StatusCode != 200 || got != size) {
+			err = fmt.Errorf("status %d, %d bytes", resp.StatusCode, got)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", url, err)
+		}
+		return nil
+	})
 }

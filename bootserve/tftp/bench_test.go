@@ -1,7 +1,6 @@
 package tftp
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -10,11 +9,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/pin/tftp/v3"
+
+	"github.com/swarmboot/swarmboot/pkg/benchref"
 )
 
 // BenchmarkTFTP sends the iPXE BIOS loader and a 32 MiB file to 50
@@ -23,10 +23,7 @@ import (
 // loopback), and reports the ratio of their wall times (>1: we are faster;
 // best of two interleaved runs each).
 func BenchmarkTFTP(b *testing.B) {
-	tftpd, err := exec.LookPath("in.tftpd")
-	if err != nil {
-		b.Skipf("tftpd-hpa not installed (in.tftpd): %v", err)
-	}
+	tftpd := benchref.Tool(b, "in.tftpd", "tftpd-hpa")
 	root := b.TempDir()
 	if err := os.Chmod(root, 0o755); err != nil {
 		b.Fatal(err)
@@ -52,18 +49,11 @@ func BenchmarkTFTP(b *testing.B) {
 	for _, tc := range []struct{ bench, file string }{{"ipxe-50clients", "undionly.kpxe"}, {"32MiB-50clients", "big.bin"}} {
 		b.Run(tc.bench, func(b *testing.B) {
 			for range b.N {
-				// Interleaved, best of two: the host is shared (2 cores).
-				tOurs, tRef := time.Duration(1<<62), time.Duration(1<<62)
-				for range 2 {
-					tOurs = min(tOurs, storm(b, ours, tc.file, files[tc.file], 50))
-					tRef = min(tRef, storm(b, ref, tc.file, files[tc.file], 50))
-				}
-				ratio := tRef.Seconds() / tOurs.Seconds()
+				tOurs, tRef, ratio := benchref.Compare(b, "tftpd-hpa",
+					func() time.Duration { return storm(b, ours, tc.file, files[tc.file], 50) },
+					func() time.Duration { return storm(b, ref, tc.file, files[tc.file], 50) })
 				mb := float64(50*len(files[tc.file])) / (1 << 20)
-				b.ReportMetric(tOurs.Seconds(), "s-ours")
-				b.ReportMetric(tRef.Seconds(), "s-tftpd-hpa")
 				b.ReportMetric(mb/tOurs.Seconds(), "MiB/s")
-				b.ReportMetric(ratio, "x-vs-tftpd-hpa")
 				b.Logf("TFTP %s: ours %.2fs (%.0f MiB/s), tftpd-hpa %.2fs: %.2fx", tc.file, tOurs.Seconds(), mb/tOurs.Seconds(), tRef.Seconds(), ratio)
 			}
 		})
@@ -90,28 +80,11 @@ func startTftpd(b *testing.B, bin, root string) string {
 	}
 	addr := c.LocalAddr().String()
 	c.Close()
-	cmd := exec.Command(bin, "--foreground", "--address", addr, "--secure", "--user", "root", root)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if b.Failed() {
-			b.Logf("in.tftpd output:\n%s", out.String())
-		}
+	benchref.Start(b, exec.Command(bin, "--foreground", "--address", addr, "--secure", "--user", "root", root), func() error {
+		_, err := fetch(addr, "undionly.kpxe")
+		return err
 	})
-	// Wait until it answers.
-	for range 50 {
-		if _, err := fetch(addr, "undionly.kpxe"); err == nil {
-			return addr
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	b.Fatalf("in.tftpd on %s does not answer:\n%s", addr, out.String())
-	return ""
+	return addr
 }
 
 func fetch(addr, name string) (int64, error) {
@@ -131,27 +104,14 @@ func fetch(addr, name string) (int64, error) {
 
 // storm runs n concurrent fetches of name and returns the wall time.
 func storm(b *testing.B, addr, name string, want []byte, n int) time.Duration {
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	start := time.Now()
-	for range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			got, err := fetch(addr, name)
-			if err == nil && got != int64(len(want)) {
-				err = fmt.Errorf("got %d bytes, want %d", got, len(want))
-			}
-			if err != nil {
-				errs <- err
-			}
-		}()
-	}
-	wg.Wait()
-	d := time.Since(start)
-	close(errs)
-	for err := range errs {
-		b.Errorf("%s from %s: %v", name, addr, err)
-	}
-	return d
+	return benchref.Storm(b, n, func() error {
+		got, err := fetch(addr, name)
+		if err == nil && got != int64(len(want)) {
+			err = fmt.Errorf("got %d bytes, want %d", got, len(want))
+		}
+		if err != nil {
+			return fmt.Errorf("%s from %s: %w", name, addr, err)
+		}
+		return nil
+	})
 }
