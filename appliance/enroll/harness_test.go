@@ -186,15 +186,6 @@ func (h *harness) issued() (nodes, enrollEvents int) {
 }
 
 func (h *harness) events(mac, kind string) int {
-	n := 0
-	h.st.View(func(tx *store.Tx) error {
-		evs, _ := tx.Events(mac)
-		for _, e := range evs {
-			if e.Kind == kind {
-				n++
-			}
-		}
-		return nil
-	})
-	return n
+	h.t.Helper()
+	return enrolltest.Events(h.t, h.st, mac, kind)
 }

@@ -144,17 +144,7 @@ func nodeID(t testing.TB, d *dockerd) string {
 
 func (a *appliance) events(t testing.TB, mac, kind string) int {
 	t.Helper()
-	n := 0
-	a.st.View(func(tx *store.Tx) error {
-		evs, _ := tx.Events(mac)
-		for _, e := range evs {
-			if e.Kind == kind {
-				n++
-			}
-		}
-		return nil
-	})
-	return n
+	return enrolltest.Events(t, a.st, mac, kind)
 }
 
 // joinTokens reads the swarm's join tokens from a manager (for the scan).

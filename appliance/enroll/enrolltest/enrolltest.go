@@ -1,6 +1,6 @@
 // Package enrolltest runs the agent API (enroll.Server) in tests: Open
 // makes its store and CA in a temporary directory, Serve runs it on
-// loopback until the test ends.
+// loopback until the test ends, Events counts what it recorded.
 //
 //	st, authority := enrolltest.Open(t)
 //	srv := &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}}
@@ -63,4 +63,24 @@ func Serve(tb testing.TB, srv Server) string {
 		}
 	})
 	return "https://" + l.Addr().String()
+}
+
+// Events counts the events of kind recorded for mac in st (what a test
+// asserts on: "one enroll", "two refusals").
+func Events(tb testing.TB, st *store.Store, mac, kind string) int {
+	tb.Helper()
+	n := 0
+	err := st.View(func(tx *store.Tx) error {
+		evs, err := tx.Events(mac)
+		for _, e := range evs {
+			if e.Kind == kind {
+				n++
+			}
+		}
+		return err
+	})
+	if err != nil {
+		tb.Fatalf("events of %s: %v", mac, err)
+	}
+	return n
 }

@@ -82,3 +82,25 @@ func TestServeReportsServeError(t *testing.T) {
 		t.Errorf("reported %q, want the error Serve returned", r.errs)
 	}
 }
+
+func TestEvents(t *testing.T) {
+	st, _ := enrolltest.Open(t)
+	mac := "52:54:00:00:00:01"
+	err := st.Update(func(tx *store.Tx) error {
+		for _, k := range []string{"enroll", "report", "enroll"} {
+			if err := tx.AppendEvent(store.Event{Time: time.Now(), MAC: mac, Kind: k}); err != nil {
+				return err
+			}
+		}
+		return tx.AppendEvent(store.Event{Time: time.Now(), MAC: "52:54:00:00:00:02", Kind: "enroll"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := enrolltest.Events(t, st, mac, "enroll"); got != 2 {
+		t.Errorf("enroll events of %s: %d, want 2", mac, got)
+	}
+	if got := enrolltest.Events(t, st, "52:54:00:00:00:03", "enroll"); got != 0 {
+		t.Errorf("events of an unseen MAC: %d, want 0", got)
+	}
+}
