@@ -54,12 +54,25 @@ func fixture(t testing.TB) (data, artifacts, ipxe string) {
 // start runs a daemon on loopback and stops it when the test ends.
 func start(t *testing.T, cfg Config) *Daemon {
 	t.Helper()
-	d, err := New(cfg)
+	return startIn(t, cfg, func(f func() error) error { return f() })
+}
+
+// startIn is start with New and Listen run through do, such as
+// netns.NS.Do (so the daemon's sockets open inside a namespace).
+func startIn(t *testing.T, cfg Config, do func(func() error) error) *Daemon {
+	t.Helper()
+	var d *Daemon
+	err := do(func() (err error) {
+		if d, err = New(cfg); err != nil {
+			return err
+		}
+		if err := d.Listen(); err != nil {
+			d.Close()
+			return err
+		}
+		return nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Listen(); err != nil {
-		d.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

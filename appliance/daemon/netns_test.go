@@ -37,29 +37,9 @@ func TestApplianceInNetns(t *testing.T) {
 	}
 	data, artifacts, ipxe := fixture(t)
 	pool := &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100), End: net.IPv4(10, 77, 0, 110), Netmask: net.CIDRMask(24, 32), LeaseTime: time.Hour}
-	var d *Daemon
-	err = srv.Do(func() (err error) {
-		d, err = New(Config{DataDir: data, Artifacts: artifacts, APIAddr: ":8443", MirrorEvery: 20 * time.Millisecond,
-			Boot: bootserve.Config{Interface: "br0", DHCP: dhcp.ModeFull, Pool: pool, IPXEDir: ipxe, Do: srv.Do},
-			Site: s, Simulate: true})
-		if err != nil {
-			return err
-		}
-		return d.Listen()
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- d.Run(runCtx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-		d.Close()
-	})
+	d := startIn(t, Config{DataDir: data, Artifacts: artifacts, APIAddr: ":8443", MirrorEvery: 20 * time.Millisecond,
+		Boot: bootserve.Config{Interface: "br0", DHCP: dhcp.ModeFull, Pool: pool, IPXEDir: ipxe, Do: srv.Do},
+		Site: s, Simulate: true}, srv.Do)
 	if d.APIURL() != "https://10.77.0.1:8443" {
 		t.Errorf("agent API URL %q, want https://10.77.0.1:8443 (the bridge address)", d.APIURL())
 	}
