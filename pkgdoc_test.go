@@ -4,6 +4,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -44,6 +45,28 @@ func TestPackageDocs(t *testing.T) {
 	for dir, ok := range documented {
 		if !ok {
 			t.Errorf("package in %s has no package doc comment", dir)
+		}
+	}
+}
+
+// TestBinariesLinkNoTestCode keeps test support out of what ships: the
+// swarmboot and swarmboot-agent binaries must not depend on the testing
+// package (test helpers live in *test packages imported only by tests).
+func TestBinariesLinkNoTestCode(t *testing.T) {
+	t.Parallel()
+	for _, bin := range []string{"./cmd/swarmboot", "./cmd/swarmboot-agent"} {
+		out, err := exec.Command("go", "list", "-deps", bin).Output()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v", bin, err)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) < 20 {
+			t.Fatalf("go list -deps %s listed only %d packages", bin, len(deps))
+		}
+		for _, d := range deps {
+			if d == "testing" || strings.HasSuffix(d, "test") && strings.HasPrefix(d, "github.com/swarmboot/") {
+				t.Errorf("%s depends on %s: move what it uses into a package without test support", bin, d)
+			}
 		}
 	}
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/swarmboot/swarmboot/images/build"
-	"github.com/swarmboot/swarmboot/images/imagetest"
+	"github.com/swarmboot/swarmboot/images/fixture"
 	"github.com/swarmboot/swarmboot/images/yml"
 	"github.com/swarmboot/swarmboot/pkg/qemu"
 )
@@ -37,7 +37,7 @@ files:
   - path: etc/swarmboot/demo
     contents: "built by swarmboot demo\n"
     mode: "0644"
-`, imagetest.KernelRef, imagetest.InitRef, imagetest.OnbootRef, imagetest.ServiceRef)
+`, fixture.KernelRef, fixture.InitRef, fixture.OnbootRef, fixture.ServiceRef)
 
 // demoBoots are the ways the demo boots the image.
 var demoBoots = map[string]qemu.Config{
@@ -111,7 +111,7 @@ func runDemo(ctx context.Context, g *Globals, out string, boots []string, timeou
 	}
 	fmt.Fprintf(w, "==> synthesizing fixture images from Debian packages into %s\n", s.Dir())
 	t := time.Now()
-	fx, err := imagetest.Build(ctx, s)
+	fx, err := fixture.Build(ctx, s)
 	if err != nil {
 		return fmt.Errorf("demo: fixture images: %w (run `make deps`; apt must reach Debian mirrors the first time)", err)
 	}
@@ -144,7 +144,7 @@ func runDemo(ctx context.Context, g *Globals, out string, boots []string, timeou
 		fmt.Fprintf(w, "    %-8s %-22s %8.1f MiB  sha256:%.12s\n", a.Kind, a.File, float64(a.Size)/(1<<20), a.SHA256)
 	}
 
-	marker := regexp.MustCompile(regexp.QuoteMeta(imagetest.Marker) + ` cmdline=(.*)`)
+	marker := regexp.MustCompile(regexp.QuoteMeta(fixture.Marker) + ` cmdline=(.*)`)
 	var results []demoResult
 	failed := 0
 	for _, b := range boots {
