@@ -1,0 +1,133 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning says nothing answers on the admin socket: no appliance
+// runs on this data dir (or one without an admin socket).
+var ErrNotRunning = errors.New("admin: the appliance is not running")
+
+// maxResponse bounds a response body (a node list of thousands of nodes
+// fits many times over).
+const maxResponse = 32 << 20
+
+// Client calls the admin API of the appliance whose socket is Socket.
+type Client struct {
+	Socket string
+	hc     *http.Client
+}
+
+// NewClient returns a client for the socket at path (SocketPath(dataDir)).
+func NewClient(path string) *Client {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	return &Client{Socket: path, hc: &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return d.DialContext(ctx, "unix", path)
+			},
+			MaxIdleConns: 1,
+		},
+	}}
+}
+
+// CreateToken asks the appliance for a one-time enrollment token.
+func (c *Client) CreateToken(ctx context.Context, req TokenRequest) (*TokenResponse, error) {
+	var out TokenResponse
+	if err := c.do(ctx, http.MethodPost, PathTokens, &req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Revoke revokes the node named name (ErrNoNode when there is none).
+func (c *Client) Revoke(ctx context.Context, name string) (*RevokeResponse, error) {
+	var out RevokeResponse
+	if err := c.do(ctx, http.MethodPost, PathRevoke, &RevokeRequest{Name: name}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Nodes lists the enrolled nodes.
+func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
+	var out NodesResponse
+	if err := c.do(ctx, http.MethodGet, PathNodes, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Nodes, nil
+}
+
+// Ping says whether the appliance answers on the socket (ErrNotRunning
+// when nothing does).
+func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.Nodes(ctx)
+	return err
+}
+
+// CloseIdle closes the kept-alive connection.
+func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://appliance"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.dialError(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e ErrorResponse
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		if e.Error == "" {
+			e.Error = resp.Status
+		}
+		switch resp.StatusCode {
+		case http.StatusNotFound:
+			if path == PathRevoke {
+				return fmt.Errorf("%w: %s", ErrNoNode, e.Error)
+			}
+		case http.StatusForbidden:
+			return fmt.Errorf("%w: %s", ErrRefused, e.Error)
+		}
+		return fmt.Errorf("appliance (admin socket %s): %s", c.Socket, e.Error)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
+		return fmt.Errorf("appliance (admin socket %s): bad answer: %w", c.Socket, err)
+	}
+	return nil
+}
+
+// dialError says what a failed call means for the operator.
+func (c *Client) dialError(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("%w (nothing answers on %s)", ErrNotRunning, c.Socket)
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("%w: admin socket %s: permission denied: run the command as root or as the user the appliance runs as", ErrRefused, c.Socket)
+	}
+	return fmt.Errorf("appliance (admin socket %s): %w", c.Socket, err)
+}

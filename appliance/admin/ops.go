@@ -1,0 +1,144 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/enroll"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+// ErrNoNode is returned by Revoke for a name no enrolled node has.
+var ErrNoNode = errors.New("admin: no such node")
+
+// Revoker revokes a node's certificate; *enroll.Server is one (a running
+// agent API must do it itself, so it forgets its cached identity at once).
+type Revoker interface {
+	Revoke(name string) error
+}
+
+// Ops are the admin operations on a store. The socket server runs them
+// inside the appliance; the CLI runs them on the store directly when no
+// appliance is running, so both give the same answers.
+type Ops struct {
+	Store *store.Store
+	// Revoker is the running agent API (nil → an enroll.Server on Store,
+	// for a store no appliance serves).
+	Revoker Revoker
+	Now     func() time.Time // nil → time.Now
+}
+
+func (o *Ops) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// CreateToken makes a one-time enrollment token (enroll.NewToken: only its
+// hash is stored). The token is in the response only: never log it.
+func (o *Ops) CreateToken(req TokenRequest) (*TokenResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	ttl, _ := req.Duration()
+	if ttl <= 0 {
+		ttl = enroll.DefaultTTL
+	}
+	now := o.now()
+	tok, err := enroll.NewToken(o.Store, enroll.TokenFor{VM: req.VM, MAC: req.MAC, BIOSUUID: req.BIOSUUID}, ttl, now)
+	if err != nil {
+		return nil, err
+	}
+	return &TokenResponse{Token: tok, Expires: now.Add(ttl).UTC()}, nil
+}
+
+// Revoke revokes the node named name: the agent API refuses its
+// certificate from its next call on, and its spent token cannot enroll it
+// again. A node revoked before is left as it is (Already).
+func (o *Ops) Revoke(name string) (*RevokeResponse, error) {
+	req := RevokeRequest{Name: name}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	var prev time.Time
+	err := o.Store.View(func(tx *store.Tx) error {
+		n, err := tx.Node(name)
+		if err != nil {
+			return err
+		}
+		prev = n.Revoked
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", ErrNoNode, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !prev.IsZero() {
+		return &RevokeResponse{Name: name, Revoked: prev.UTC(), Already: true}, nil
+	}
+	rv := o.Revoker
+	if rv == nil {
+		rv = &enroll.Server{Store: o.Store, Now: o.Now}
+	}
+	if err := rv.Revoke(name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s", ErrNoNode, name)
+		}
+		return nil, err
+	}
+	var at time.Time
+	err = o.Store.View(func(tx *store.Tx) error {
+		n, err := tx.Node(name)
+		if err == nil {
+			at = n.Revoked
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &RevokeResponse{Name: name, Revoked: at.UTC()}, nil
+}
+
+// Nodes lists every enrolled node, ordered by name.
+func (o *Ops) Nodes() ([]Node, error) {
+	var ns []store.Node
+	err := o.Store.View(func(tx *store.Tx) error {
+		var err error
+		ns, err = tx.Nodes()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Node, 0, len(ns))
+	for _, n := range ns {
+		v := Node{Name: n.Name, VM: n.VM, MACs: n.MACs, Role: n.Role, Enrolled: n.Enrolled.UTC(),
+			CertNotAfter: n.NotAfter.UTC(), LastSeen: utc(n.LastSeen), Revoked: utc(n.Revoked)}
+		if v.MACs == nil {
+			v.MACs = []string{}
+		}
+		if len(n.LastReport) > 0 {
+			var rep api.Report
+			if json.Unmarshal(n.LastReport, &rep) == nil {
+				v.Image = rep.ImageVersion
+				v.Swarm = SwarmState{State: rep.Swarm.State, Role: rep.Swarm.Role, NodeID: rep.Swarm.NodeID}
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
