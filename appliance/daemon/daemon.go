@@ -13,6 +13,9 @@
 //     so both `swarmboot events MAC` and the store show a machine's whole
 //     history;
 //   - the TLS agent API (appliance/enroll) on its own listener;
+//   - the local admin API (appliance/admin) on the unix socket
+//     DataDir/admin.sock: tokens, revocation and the node list for the
+//     CLI while this process holds the store;
 //   - optionally a vCenter (appliance/vsphere, appliance/fleet), or an
 //     in-process govmomi simulator, whose site is applied at start.
 //
@@ -43,6 +46,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/swarmboot/swarmboot/appliance/admin"
 	"github.com/swarmboot/swarmboot/appliance/enroll"
 	"github.com/swarmboot/swarmboot/appliance/fleet"
 	"github.com/swarmboot/swarmboot/appliance/site"
@@ -58,8 +62,9 @@ const DefaultAPIPort = 8443
 
 // Config configures a Daemon. Zero values are the documented defaults.
 type Config struct {
-	// DataDir holds the store (swarmboot.db), the CA (ca/) and the boot
-	// server's state (bootserve/: staged loaders, leases). Required.
+	// DataDir holds the store (swarmboot.db), the CA (ca/), the boot
+	// server's state (bootserve/: staged loaders, leases) and the admin
+	// socket (admin.sock, while Run runs). Required.
 	DataDir string
 	// Artifacts is the directory of NAME-kernel, NAME-initrd.img and
 	// NAME-cmdline (`swarmboot build -o`). A VM boots the image its store
@@ -113,6 +118,7 @@ type Daemon struct {
 	api     *enroll.Server
 	apiLn   net.Listener
 	apiURL  string
+	adminLn net.Listener
 	trust   string // artifact name of the trust initrd ("" → none)
 	args    *kernelArgs
 	mirror  *mirror
@@ -218,8 +224,16 @@ func apiHost(cfg Config, serverIP net.IP) (string, error) {
 }
 
 // Listen opens every socket: call it from inside a network namespace to
-// serve there. Run calls it when it was not called.
+// serve there (the admin socket is a file: namespaces do not matter to
+// it). Run calls it when it was not called.
 func (d *Daemon) Listen() error {
+	if d.adminLn == nil {
+		l, err := admin.Listen(admin.SocketPath(d.cfg.DataDir))
+		if err != nil {
+			return fmt.Errorf("daemon: %w", err)
+		}
+		d.adminLn = l
+	}
 	if d.apiLn == nil {
 		if d.cfg.APIListener != nil {
 			d.apiLn = d.cfg.APIListener
@@ -258,12 +272,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.boot.Run(ctx) })
 	g.Go(func() error { return d.api.Serve(ctx, d.apiLn) })
 	g.Go(func() error { d.mirror.run(ctx, d.cfg.MirrorEvery); return nil })
+	adm := &admin.Server{Ops: &admin.Ops{Store: d.st, Revoker: d.api}, Log: d.log.With("part", "admin")}
+	g.Go(func() error { return adm.Serve(ctx, d.adminLn) })
 	if d.vc != nil {
 		// A failed apply is logged and kept (ApplyErr); boots of the VMs
 		// already recorded go on.
 		g.Go(func() error { d.vc.apply(ctx); return nil })
 	}
-	d.log.Info("appliance running", "http", d.boot.HTTPBase(), "api", d.apiURL, "api_listen", d.apiLn.Addr().String())
+	d.log.Info("appliance running", "http", d.boot.HTTPBase(), "api", d.apiURL, "api_listen", d.apiLn.Addr().String(),
+		"admin", d.AdminSocket())
 	err := g.Wait()
 	d.mirror.once() // what happened during shutdown
 	return err
@@ -274,6 +291,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Close() error {
 	if d.apiLn != nil {
 		_ = d.apiLn.Close() // Run closed it already, unless it never ran
+	}
+	if d.adminLn != nil {
+		_ = d.adminLn.Close() // likewise; removes the socket file
 	}
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
@@ -291,6 +311,10 @@ func (d *Daemon) Timeline() *timeline.Log { return d.tl }
 
 // Boot is the boot server (addresses, metrics registry).
 func (d *Daemon) Boot() *bootserve.Server { return d.boot }
+
+// AdminSocket is the admin API's unix socket (appliance/admin), served
+// while Run runs.
+func (d *Daemon) AdminSocket() string { return admin.SocketPath(d.cfg.DataDir) }
 
 // API is the agent API server (e.g. to Revoke a node).
 func (d *Daemon) API() *enroll.Server { return d.api }

@@ -1,0 +1,161 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
+	"github.com/swarmboot/swarmboot/bootserve/dhcp"
+	"github.com/swarmboot/swarmboot/pkg/api"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
+)
+
+// loopbackConfig is a daemon on loopback with no site.
+func loopbackConfig(t *testing.T, logs *testlog.Buffer) Config {
+	t.Helper()
+	data, artifacts, ipxe := fixture(t)
+	apiLn, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{DataDir: data, Artifacts: artifacts, APIListener: apiLn, MirrorEvery: 20 * time.Millisecond,
+		Boot: bootserve.Config{DHCP: dhcp.ModeOff, ServerIP: net.IPv4(127, 0, 0, 1), IPXEDir: ipxe,
+			HTTPAddr: bootservetest.FreeAddr(t), TFTPAddr: "127.0.0.1:0"},
+		Log: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+}
+
+// TestAdminSocketRunningDaemon drives a running appliance through its
+// admin socket: a token created there enrolls a machine through the agent
+// API, the node is listed with its report, a revoke makes its next mTLS
+// heartbeat fail, and the list shows it revoked. The token is logged
+// nowhere.
+func TestAdminSocketRunningDaemon(t *testing.T) {
+	logs := &testlog.Buffer{}
+	d := start(t, loopbackConfig(t, logs))
+	c := admin.NewClient(d.AdminSocket())
+	defer c.CloseIdle()
+	ctx := context.Background()
+	if fi, err := os.Lstat(d.AdminSocket()); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, %v; want mode 0600", fi, err)
+	}
+
+	const mac = "52:54:00:ad:00:01"
+	tr, err := c.CreateToken(ctx, admin.TokenRequest{MAC: mac, TTL: "10m"})
+	if err != nil {
+		t.Fatalf("token over the admin socket of a running appliance: %v", err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CAPEM())
+	id, err := agent.LoadIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := agent.NewClient(d.APIURL(), "", roots, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := id.CSR()
+	resp, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr})
+	if err != nil {
+		t.Fatalf("enroll with the admin token: %v", err)
+	}
+	if err := id.SaveCert(resp.Certificate); err != nil {
+		t.Fatal(err)
+	}
+	cl.CloseIdle()
+	rep := api.Report{Swarm: api.SwarmState{State: "inactive"}, Docker: api.DockerState{Reachable: true}}
+	if err := cl.Report(ctx, rep); err != nil {
+		t.Fatalf("heartbeat: %v", err)
+	}
+
+	var nodes []admin.Node
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if nodes, err = c.Nodes(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) == 1 && nodes[0].Swarm.State == "inactive" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nodes %+v: want %s with its report", nodes, resp.Node)
+		}
+	}
+	if nodes[0].Name != resp.Node || !nodes[0].Revoked.IsZero() {
+		t.Fatalf("listed %+v, want %s not revoked", nodes[0], resp.Node)
+	}
+
+	if _, err := c.Revoke(ctx, resp.Node); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.Report(ctx, rep); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "certificate revoked") {
+		t.Fatalf("heartbeat after revoke: %v, want refused (certificate revoked)", err)
+	}
+	if _, err := cl.Plan(ctx); !errors.Is(err, agent.ErrRefused) {
+		t.Errorf("plan after revoke: %v, want refused", err)
+	}
+	if nodes, err = c.Nodes(ctx); err != nil || len(nodes) != 1 || nodes[0].Revoked.IsZero() {
+		t.Errorf("nodes after revoke: %+v, %v", nodes, err)
+	}
+	// The spent token does not bring the revoked node back.
+	if _, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr}); err == nil {
+		t.Error("the revoked node re-enrolled with its spent token")
+	}
+	if l := logs.String(); strings.Contains(l, tr.Token) {
+		t.Error("the token is in the appliance's logs")
+	} else if !strings.Contains(l, "part=admin") {
+		t.Errorf("no admin log lines (capture broken?):\n%s", l)
+	}
+}
+
+// TestAdminSocketLifecycle: a socket file left by a crashed run does not
+// stop the appliance, Run serves the socket, and the socket is gone when
+// Run returns.
+func TestAdminSocketLifecycle(t *testing.T) {
+	logs := &testlog.Buffer{}
+	cfg := loopbackConfig(t, logs)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: admin.SocketPath(cfg.DataDir), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	c := admin.NewClient(d.AdminSocket())
+	if _, err := c.Nodes(ctx); err != nil {
+		t.Fatalf("admin socket of a running appliance: %v", err)
+	}
+	c.CloseIdle()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Lstat(d.AdminSocket()); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("admin socket left after shutdown: %v", err)
+	}
+	if _, err := c.Nodes(context.Background()); !errors.Is(err, admin.ErrNotRunning) {
+		t.Errorf("after shutdown: %v, want ErrNotRunning", err)
+	}
+}
