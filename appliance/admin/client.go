@@ -68,11 +68,16 @@ func (c *Client) Nodes(ctx context.Context) ([]Node, error) {
 	return out.Nodes, nil
 }
 
-// Ping says whether the appliance answers on the socket (ErrNotRunning
-// when nothing does).
+// Ping says whether something listens on the socket: nil when it does,
+// ErrNotRunning when nothing does (no socket file, or one left by a
+// crashed run), ErrRefused when this user may not connect.
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.Nodes(ctx)
-	return err
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", c.Socket)
+	if err != nil {
+		return c.dialError(err)
+	}
+	return conn.Close()
 }
 
 // CloseIdle closes the kept-alive connection.
@@ -106,6 +111,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 			e.Error = resp.Status
 		}
 		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			// The request's own fault, worded as Ops words it offline.
+			return errors.New(e.Error)
 		case http.StatusNotFound:
 			if path == PathRevoke {
 				return fmt.Errorf("%w: %s", ErrNoNode, e.Error)

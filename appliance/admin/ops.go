@@ -42,7 +42,7 @@ func (o *Ops) now() time.Time {
 // hash is stored). The token is in the response only: never log it.
 func (o *Ops) CreateToken(req TokenRequest) (*TokenResponse, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	ttl, _ := req.Duration()
 	if ttl <= 0 {
@@ -62,7 +62,7 @@ func (o *Ops) CreateToken(req TokenRequest) (*TokenResponse, error) {
 func (o *Ops) Revoke(name string) (*RevokeResponse, error) {
 	req := RevokeRequest{Name: name}
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	var prev time.Time
 	err := o.Store.View(func(tx *store.Tx) error {

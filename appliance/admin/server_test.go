@@ -69,6 +69,9 @@ func TestAdminSocket(t *testing.T) {
 	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin socket %s: %v, %v; want a socket with mode 0600", e.sock, fi.Mode(), err)
 	}
+	if err := e.c.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a serving socket: %v", err)
+	}
 	const mac = "52:54:00:aa:00:01"
 	tr, err := e.c.CreateToken(ctx, TokenRequest{MAC: "52-54-00-AA-00-01", TTL: "2h"})
 	if err != nil {
@@ -202,11 +205,23 @@ func TestListenStaleAndInUse(t *testing.T) {
 	}
 }
 
+// TestClientNotRunning: no socket, or one left by a crashed run, is
+// ErrNotRunning (the CLI then uses the store).
 func TestClientNotRunning(t *testing.T) {
 	t.Parallel()
-	c := NewClient(filepath.Join(t.TempDir(), SocketName))
+	path := filepath.Join(t.TempDir(), SocketName)
+	c := NewClient(path)
 	if _, err := c.Nodes(context.Background()); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("no socket: %v, want ErrNotRunning", err)
+	}
+	stale, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.SetUnlinkOnClose(false)
+	stale.Close()
+	if err := c.Ping(context.Background()); !errors.Is(err, ErrNotRunning) {
+		t.Errorf("stale socket: %v, want ErrNotRunning", err)
 	}
 }
 
