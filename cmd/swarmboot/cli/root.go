@@ -117,6 +117,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newMachinesCmd,
 	newEventsCmd,
 	newTokenCmd,
+	newNodeCmd,
 	newDemoCmd,
 	newLabCmd,
 	newPushCmd,

@@ -2,13 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmboot/swarmboot/appliance/admin"
 	"github.com/swarmboot/swarmboot/appliance/enroll"
-	"github.com/swarmboot/swarmboot/appliance/store"
 )
 
 func newTokenCmd(g *Globals) *cobra.Command {
@@ -35,6 +36,10 @@ func newTokenCreateCmd(g *Globals) *cobra.Command {
 once (or written to --out, mode 0600); the appliance keeps only its SHA-256
 hash, bound to the machine's BIOS UUID or MAC, valid for --ttl.
 
+While the appliance runs, the token is made by it (through its admin
+socket, <data-dir>/admin.sock: run as root or as the appliance's user);
+otherwise on the store directly. The output is the same either way.
+
 Give it to the machine on its kernel command line (the per-machine iPXE
 script) as swarmboot.token=TOKEN, or as the file /etc/swarmboot/token. The
 token never goes into an image or a URL; once the agent has enrolled, it is
@@ -48,15 +53,19 @@ Examples:
 			if f.VM == "" && f.MAC == "" {
 				return fmt.Errorf("name the machine: --vm NAME (a VM swarmboot created) or --mac MAC (any machine)")
 			}
-			st, err := store.Open(store.DefaultPath(g.DataDir))
+			if hw, err := net.ParseMAC(f.MAC); f.MAC != "" && (err != nil || len(hw) != 6) {
+				return fmt.Errorf("--mac %q: not an Ethernet MAC (like 52:54:00:12:34:56)", f.MAC)
+			}
+			ops, done, err := openAdmin(cmd.Context(), g, true)
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			tok, err := enroll.NewToken(st, f, ttl, time.Now())
+			defer done()
+			resp, err := ops.CreateToken(cmd.Context(), admin.TokenRequest{VM: f.VM, MAC: f.MAC, BIOSUUID: f.BIOSUUID, TTL: ttl.String()})
 			if err != nil {
 				return fmt.Errorf("token create: %w", err)
 			}
+			tok := resp.Token
 			if out != "" {
 				if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
 					return fmt.Errorf("token create: %w (the token was stored; create a new one)", err)

@@ -1,0 +1,199 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
+	"github.com/swarmboot/swarmboot/pkg/api"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
+)
+
+// runCLI is Main with a data dir; it returns the exit code, stdout, stderr.
+func runCLI(t *testing.T, data string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), append([]string{"--data-dir", data}, args...), nil, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestNodeHelpTeaches(t *testing.T) {
+	t.Parallel()
+	for args, wants := range map[string][]string{
+		"node ls --help":      {"Examples:", "swarmboot node ls", "LAST SEEN", "--json", "admin.sock"},
+		"node revoke --help":  {"Examples:", "swarmboot node revoke worker-07", "403", "token create", "does not remove the machine from the Docker swarm"},
+		"token create --help": {"Examples:", "admin.sock", "same either way"},
+	} {
+		var out bytes.Buffer
+		if code := Main(context.Background(), strings.Fields(args), nil, &out, &out); code != 0 {
+			t.Fatalf("%s: exit %d: %s", args, code, out.String())
+		}
+		for _, w := range wants {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s lacks %q", args, w)
+			}
+		}
+	}
+}
+
+// TestNodeOffline: with no appliance running, node ls and revoke work on
+// the store directly, and say clearly what is wrong when they cannot.
+func TestNodeOffline(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := runCLI(t, data, "node", "ls"); code == 0 || !strings.Contains(errs, "the appliance is not running") || !strings.Contains(errs, "no store") {
+		t.Errorf("node ls without a store: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("node ls created the data dir: %v", err)
+	}
+	st, err := store.Open(store.DefaultPath(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(func(tx *store.Tx) error {
+		return tx.PutNode(store.Node{Name: "w1", MACs: []string{"52:54:00:00:00:31"}, Role: "worker", CertSerial: "1f", KeyFingerprint: "k1", Enrolled: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// While something else holds the store, and no appliance answers.
+	code, _, errs := runCLI(t, data, "node", "revoke", "w1")
+	if code == 0 || !strings.Contains(errs, "the appliance is not running") || !strings.Contains(errs, "in use by another swarmboot process") {
+		t.Errorf("revoke with the store locked: exit %d, %q", code, errs)
+	}
+	st.Close()
+
+	if code, _, errs := runCLI(t, data, "node", "revoke", "ghost"); code == 0 || !strings.Contains(errs, "no node ghost: see swarmboot node ls") {
+		t.Errorf("revoke ghost: exit %d, %q", code, errs)
+	}
+	code, out, errs := runCLI(t, data, "node", "revoke", "w1")
+	if code != 0 || !strings.Contains(out, "node w1 revoked at ") {
+		t.Fatalf("offline revoke: exit %d, %q, %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, data, "node", "ls")
+	if code != 0 || !regexp.MustCompile(`(?m)^w1 .*52:54:00:00:00:31 +worker .*\d\dZ +no report$`).MatchString(out) || strings.Count(out, "Z ") < 2 {
+		t.Errorf("node ls after revoke: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := runCLI(t, data, "node", "revoke", "w1"); code != 0 || !strings.Contains(out, "already revoked") {
+		t.Errorf("second revoke: exit %d, %q", code, out)
+	}
+}
+
+// TestAdminAgainstRunningAppliance runs `swarmboot appliance run` and,
+// while it holds the store, uses token create (the token enrolls a
+// machine through the agent API), node ls and node revoke (the node's
+// mTLS heartbeat is then refused).
+func TestAdminAgainstRunningAppliance(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
+	var stdout, stderr testlog.Buffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"--data-dir", data, "--log-level", "debug",
+			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", bootservetest.FreeAddr(t),
+			"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art}, nil, &stdout, &stderr)
+	}()
+	defer func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("appliance exit %d after cancel: %s", code, stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("appliance run did not stop on cancel")
+		}
+	}()
+	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
+	var apiURL string
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m := apiRE.FindStringSubmatch(stderr.String()); m != nil && admin.NewClient(admin.SocketPath(data)).Ping(ctx) == nil {
+			apiURL = m[1]
+			break
+		}
+		if len(done) > 0 || time.Now().After(deadline) {
+			t.Fatalf("the appliance did not come up with its admin socket:\n%s", stderr.String())
+		}
+	}
+
+	const mac = "52:54:00:c1:00:01"
+	code, out, errs := runCLI(t, data, "token", "create", "--mac", mac, "--ttl", "10m")
+	if code != 0 {
+		t.Fatalf("token create while the appliance runs: exit %d: %s", code, errs)
+	}
+	tok := strings.TrimSpace(out)
+	caPEM, err := os.ReadFile(filepath.Join(data, "ca", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	id, err := agent.LoadIdentity(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := agent.NewClient(apiURL, "", roots, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := id.CSR()
+	resp, err := cl.Enroll(ctx, api.EnrollRequest{Token: tok, BIOSUUID: "00000000-0000-0000-0000-0000000000c1", MACs: []string{mac}, CSR: csr})
+	if err != nil {
+		t.Fatalf("enroll with the token from token create: %v", err)
+	}
+	if err := id.SaveCert(resp.Certificate); err != nil {
+		t.Fatal(err)
+	}
+	cl.CloseIdle()
+	rep := api.Report{Swarm: api.SwarmState{State: "inactive"}, Docker: api.DockerState{Reachable: true}}
+	if err := cl.Report(ctx, rep); err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile(`(?m)^` + resp.Node + ` +- +` + mac + ` +worker +\S+ \S+ +(\S+ \S+|-) +- +(\S+)`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		code, out, errs = runCLI(t, data, "node", "ls")
+		if m := row.FindStringSubmatch(out); code == 0 && m != nil && m[2] == "inactive" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node ls: exit %d, want %s not revoked with its report:\n%s%s", code, resp.Node, out, errs)
+		}
+	}
+
+	code, out, errs = runCLI(t, data, "node", "revoke", resp.Node)
+	if code != 0 || !strings.Contains(out, "node "+resp.Node+" revoked at ") {
+		t.Fatalf("node revoke: exit %d, %q, %q", code, out, errs)
+	}
+	if err := cl.Report(ctx, rep); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "certificate revoked") {
+		t.Fatalf("heartbeat after node revoke: %v, want refused (certificate revoked)", err)
+	}
+	code, out, _ = runCLI(t, data, "node", "ls", "--json")
+	var nodes []admin.Node
+	if err := jsonUnmarshal(out, &nodes); code != 0 || err != nil || len(nodes) != 1 || nodes[0].Revoked.IsZero() {
+		t.Errorf("node ls --json after revoke: exit %d, %v:\n%s", code, err, out)
+	}
+	if code, _, errs := runCLI(t, data, "node", "revoke", "ghost"); code == 0 || !strings.Contains(errs, "no node ghost: see swarmboot node ls") {
+		t.Errorf("revoke ghost: exit %d, %q", code, errs)
+	}
+	if strings.Contains(stderr.String(), tok) || strings.Contains(stdout.String(), tok) {
+		t.Error("the appliance printed the token")
+	} else if !strings.Contains(stderr.String(), "enrollment token created") {
+		t.Errorf("the appliance did not log the admin call (capture broken?):\n%s", stderr.String())
+	}
+}
+
+func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
