@@ -28,8 +28,17 @@ type Ops struct {
 	// Revoker is the running agent API (nil → an enroll.Server on Store,
 	// for a store no appliance serves).
 	Revoker Revoker
-	Now     func() time.Time // nil → time.Now
+	// KernelLine issues a token that the running appliance also puts on
+	// the iPXE kernel line of the machine who names (a MAC or a VM of the
+	// store), valid ttl (0 → the appliance's default); it returns the MAC,
+	// the token and its expiry. Nil without a running appliance:
+	// TokenRequest.KernelLine is then refused with ErrNeedsAppliance.
+	KernelLine func(who string, ttl time.Duration) (mac, token string, expires time.Time, err error)
+	Now        func() time.Time // nil → time.Now
 }
+
+// ErrNeedsAppliance is a request only the running appliance can do.
+var ErrNeedsAppliance = errors.New("admin: needs the running appliance")
 
 func (o *Ops) now() time.Time {
 	if o.Now != nil {
@@ -45,6 +54,20 @@ func (o *Ops) CreateToken(req TokenRequest) (*TokenResponse, error) {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
 	}
 	ttl, _ := req.Duration()
+	if req.KernelLine {
+		if o.KernelLine == nil {
+			return nil, fmt.Errorf("%w: the iPXE kernel-line tokens live in its memory (start swarmboot appliance run, or create the token without --kernel-line)", ErrNeedsAppliance)
+		}
+		who := req.MAC
+		if who == "" {
+			who = req.VM
+		}
+		mac, tok, exp, err := o.KernelLine(who, ttl)
+		if err != nil {
+			return nil, err
+		}
+		return &TokenResponse{Token: tok, Expires: exp.UTC(), MAC: mac}, nil
+	}
 	if ttl <= 0 {
 		ttl = enroll.DefaultTTL
 	}

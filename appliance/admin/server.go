@@ -119,7 +119,7 @@ func (s *Server) handleToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The token goes into the response only.
-	log.Info("admin: enrollment token created", "expires", resp.Expires.Format(time.RFC3339))
+	log.Info("admin: enrollment token created", "expires", resp.Expires.Format(time.RFC3339), "kernel_line", req.KernelLine)
 	reply(w, http.StatusOK, resp)
 }
 

@@ -235,6 +235,9 @@ func TestOpsOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := &Ops{Store: st}
+	if _, err := o.CreateToken(TokenRequest{MAC: "52:54:00:00:00:08", KernelLine: true}); !errors.Is(err, ErrNeedsAppliance) || !strings.Contains(err.Error(), "without --kernel-line") {
+		t.Errorf("kernel-line token without an appliance: %v", err)
+	}
 	if _, err := o.Revoke("w2"); !errors.Is(err, ErrNoNode) {
 		t.Errorf("unknown node: %v", err)
 	}

@@ -34,14 +34,23 @@ type TokenRequest struct {
 	VM       string `json:"vm,omitempty"`
 	MAC      string `json:"mac,omitempty"`
 	BIOSUUID string `json:"bios_uuid,omitempty"`
-	// TTL is a Go duration ("2h"); "" or "0s" → enroll.DefaultTTL.
+	// TTL is a Go duration ("2h"); "" or "0s" → enroll.DefaultTTL, or
+	// with KernelLine the appliance's kernel-line token lifetime.
 	TTL string `json:"ttl,omitempty"`
+	// KernelLine also puts the token on the machine's iPXE kernel line
+	// (swarmboot.token=…) in the running appliance's memory, until it
+	// expires or the machine enrolls. Such a token is bound to the MAC
+	// (the VM's, for VM), as the appliance's --token tokens are.
+	KernelLine bool `json:"kernel_line,omitempty"`
 }
 
 // TokenResponse carries the token: the only time it exists in clear.
 type TokenResponse struct {
 	Token   string    `json:"token"`
 	Expires time.Time `json:"expires"`
+	// MAC is the machine whose iPXE kernel line carries the token (only
+	// with KernelLine).
+	MAC string `json:"mac,omitempty"`
 }
 
 // RevokeRequest names the node to revoke (as `swarmboot node ls` shows it).
@@ -107,6 +116,9 @@ func (r *TokenRequest) Validate() error {
 	}
 	if err := checkName("bios_uuid", r.BIOSUUID); err != nil {
 		return err
+	}
+	if r.KernelLine && r.BIOSUUID != "" {
+		return errors.New("a kernel-line token is bound to the MAC, not to a BIOS UUID: drop bios_uuid")
 	}
 	if _, err := r.Duration(); err != nil {
 		return err

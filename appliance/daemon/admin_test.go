@@ -110,7 +110,19 @@ func TestAdminSocketRunningDaemon(t *testing.T) {
 	if _, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr}); err == nil {
 		t.Error("the revoked node re-enrolled with its spent token")
 	}
-	if l := logs.String(); strings.Contains(l, tr.Token) {
+	// A bare-metal MAC gets a kernel-line token: its iPXE script carries it.
+	const bare = "52:54:00:ad:00:02"
+	kl, err := c.CreateToken(ctx, admin.TokenRequest{MAC: bare, KernelLine: true})
+	if err != nil {
+		t.Fatalf("kernel-line token: %v", err)
+	}
+	if kl.MAC != bare || time.Until(kl.Expires) > 30*time.Minute || time.Until(kl.Expires) < 29*time.Minute {
+		t.Errorf("kernel-line token response: mac %q expires %v; want %s, the appliance's 30 min", kl.MAC, kl.Expires, bare)
+	}
+	if script := get(t, d.HTTPBase()+"/boot/"+bare+".ipxe"); !strings.Contains(script, TokenArg+"="+kl.Token) {
+		t.Errorf("the script of %s lacks its kernel-line token:\n%s", bare, script)
+	}
+	if l := logs.String(); strings.Contains(l, tr.Token) || strings.Contains(l, kl.Token) {
 		t.Error("the token is in the appliance's logs")
 	} else if !strings.Contains(l, "part=admin") {
 		t.Errorf("no admin log lines (capture broken?):\n%s", l)

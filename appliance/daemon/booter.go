@@ -102,6 +102,21 @@ func (d *Daemon) IssueToken(who string, ttl time.Duration) (string, error) {
 	return tok, nil
 }
 
+// kernelLineToken is IssueToken for the admin API (admin.Ops.KernelLine):
+// it also answers the MAC and the expiry.
+func (d *Daemon) kernelLineToken(who string, ttl time.Duration) (string, string, time.Time, error) {
+	if ttl <= 0 {
+		ttl = d.cfg.TokenTTL
+	}
+	mac, err := d.MACOf(who)
+	if err != nil {
+		return "", "", time.Time{}, err
+	}
+	exp := time.Now().Add(ttl) // IssueToken's own clock reads a moment later
+	tok, err := d.IssueToken(mac, ttl)
+	return mac, tok, exp, err
+}
+
 // MACOf resolves a MAC or the name of a VM in the store to a canonical
 // (lowercase, colon) MAC.
 func (d *Daemon) MACOf(who string) (string, error) {

@@ -6,6 +6,8 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -78,6 +80,9 @@ func TestNodeOffline(t *testing.T) {
 	if code, _, errs := runCLI(t, data, "node", "revoke", "ghost"); code == 0 || !strings.Contains(errs, "no node ghost: see swarmboot node ls") {
 		t.Errorf("revoke ghost: exit %d, %q", code, errs)
 	}
+	if code, out, errs := runCLI(t, data, "token", "create", "--mac", "52:54:00:00:00:32", "--kernel-line"); code == 0 || out != "" || !strings.Contains(errs, "needs the running appliance") {
+		t.Errorf("token create --kernel-line offline: exit %d, %q, %q", code, out, errs)
+	}
 	code, out, errs := runCLI(t, data, "node", "revoke", "w1")
 	if code != 0 || !strings.Contains(out, "node w1 revoked at ") {
 		t.Fatalf("offline revoke: exit %d, %q, %q", code, out, errs)
@@ -99,12 +104,13 @@ func TestAdminAgainstRunningAppliance(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
+	httpAddr := bootservetest.FreeAddr(t)
 	var stdout, stderr testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
 		done <- Main(ctx, []string{"--data-dir", data, "--log-level", "debug",
-			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", bootservetest.FreeAddr(t),
+			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", httpAddr,
 			"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art}, nil, &stdout, &stderr)
 	}()
 	defer func() {
@@ -189,7 +195,23 @@ func TestAdminAgainstRunningAppliance(t *testing.T) {
 	if code, _, errs := runCLI(t, data, "node", "revoke", "ghost"); code == 0 || !strings.Contains(errs, "no node ghost: see swarmboot node ls") {
 		t.Errorf("revoke ghost: exit %d, %q", code, errs)
 	}
-	if strings.Contains(stderr.String(), tok) || strings.Contains(stdout.String(), tok) {
+	// A netbooted machine's token on its iPXE kernel line, from the CLI.
+	const bare = "52:54:00:c1:00:02"
+	code, out, errs = runCLI(t, data, "token", "create", "--mac", bare, "--kernel-line")
+	kl := strings.TrimSpace(out)
+	if code != 0 || len(kl) < 40 || !strings.Contains(errs, "on the iPXE kernel line of "+bare) {
+		t.Fatalf("token create --kernel-line: exit %d, %q, %q", code, out, errs)
+	}
+	hr, err := http.Get("http://" + httpAddr + "/boot/" + bare + ".ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := io.ReadAll(hr.Body)
+	hr.Body.Close()
+	if !strings.Contains(string(script), "swarmboot.token="+kl) {
+		t.Errorf("the script of %s lacks the token token create --kernel-line printed:\n%s", bare, script)
+	}
+	if strings.Contains(stderr.String(), tok) || strings.Contains(stdout.String(), tok) || strings.Contains(stderr.String(), kl) {
 		t.Error("the appliance printed the token")
 	} else if !strings.Contains(stderr.String(), "enrollment token created") {
 		t.Errorf("the appliance did not log the admin call (capture broken?):\n%s", stderr.String())

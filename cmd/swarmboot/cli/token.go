@@ -29,6 +29,7 @@ func newTokenCreateCmd(g *Globals) *cobra.Command {
 	var f enroll.TokenFor
 	var ttl time.Duration
 	var out string
+	var kernelLine bool
 	cmd := &cobra.Command{
 		Use:   "create --vm NAME | --mac MAC",
 		Short: "Create a one-time enrollment token and print it once",
@@ -45,8 +46,15 @@ script) as swarmboot.token=TOKEN, or as the file /etc/swarmboot/token. The
 token never goes into an image or a URL; once the agent has enrolled, it is
 spent and useless.
 
+With --kernel-line (running appliance only) the appliance also serves the
+token on that machine's iPXE kernel line (swarmboot.token=… in
+/boot/<mac>.ipxe) until it expires or the machine enrolls — how a netbooted
+machine gets it without anyone typing it; see docs/daemon.md for the
+trade-off of a token in a plain-HTTP script.
+
 Examples:
   swarmboot token create --mac 52:54:00:12:34:56 --ttl 2h
+  swarmboot token create --mac 52:54:00:12:34:56 --kernel-line
   swarmboot token create --vm worker-07 --out /run/worker-07.token`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,26 +64,35 @@ Examples:
 			if hw, err := net.ParseMAC(f.MAC); f.MAC != "" && (err != nil || len(hw) != 6) {
 				return fmt.Errorf("--mac %q: not an Ethernet MAC (like 52:54:00:12:34:56)", f.MAC)
 			}
-			ops, done, err := openAdmin(cmd.Context(), g, true)
+			ops, done, err := openAdmin(cmd.Context(), g, !kernelLine)
 			if err != nil {
 				return err
 			}
 			defer done()
-			resp, err := ops.CreateToken(cmd.Context(), admin.TokenRequest{VM: f.VM, MAC: f.MAC, BIOSUUID: f.BIOSUUID, TTL: ttl.String()})
+			req := admin.TokenRequest{VM: f.VM, MAC: f.MAC, BIOSUUID: f.BIOSUUID, TTL: ttl.String(), KernelLine: kernelLine}
+			if kernelLine && !cmd.Flags().Changed("ttl") {
+				req.TTL = "" // the appliance's --token-ttl
+			}
+			resp, err := ops.CreateToken(cmd.Context(), req)
 			if err != nil {
 				return fmt.Errorf("token create: %w", err)
 			}
 			tok := resp.Token
+			valid := ttl.String()
+			if kernelLine {
+				valid = "until " + resp.Expires.Format(time.RFC3339)
+				fmt.Fprintf(g.Stderr, "on the iPXE kernel line of %s until %s or until it enrolls\n", resp.MAC, resp.Expires.Format(time.RFC3339))
+			}
 			if out != "" {
 				if err := os.WriteFile(out, []byte(tok+"\n"), 0o600); err != nil {
 					return fmt.Errorf("token create: %w (the token was stored; create a new one)", err)
 				}
-				fmt.Fprintf(g.Stderr, "token written to %s (valid %s); pass it as swarmboot.token= or /etc/swarmboot/token\n", out, ttl)
+				fmt.Fprintf(g.Stderr, "token written to %s (valid %s); pass it as swarmboot.token= or /etc/swarmboot/token\n", out, valid)
 				return nil
 			}
 			fmt.Fprintln(g.Stdout, tok)
 			if Terminal(g.Stdout) {
-				fmt.Fprintf(g.Stderr, "shown once, valid %s: add swarmboot.token=<token> to the machine's kernel command line\n", ttl)
+				fmt.Fprintf(g.Stderr, "shown once, valid %s: add swarmboot.token=<token> to the machine's kernel command line\n", valid)
 			}
 			return nil
 		},
@@ -86,5 +103,6 @@ Examples:
 	fl.StringVar(&f.BIOSUUID, "uuid", "", "also bind the token to this BIOS UUID")
 	fl.DurationVar(&ttl, "ttl", enroll.DefaultTTL, "how long the token stays valid")
 	fl.StringVar(&out, "out", "", "write the token to this file (0600) instead of stdout")
+	fl.BoolVar(&kernelLine, "kernel-line", false, "running appliance only: also serve the token on the machine's iPXE kernel line (bound to its MAC; --ttl defaults to the appliance's --token-ttl)")
 	return cmd
 }
