@@ -37,8 +37,9 @@ func loopbackConfig(t *testing.T, logs *testlog.Buffer) Config {
 // TestAdminSocketRunningDaemon drives a running appliance through its
 // admin socket: a token created there enrolls a machine through the agent
 // API, the node is listed with its report, a revoke makes its next mTLS
-// heartbeat fail, and the list shows it revoked. The token is logged
-// nowhere.
+// heartbeat fail, the list shows it revoked, a new token enrolls it again,
+// and a kernel-line token reaches a bare-metal MAC's iPXE script. No token
+// is logged.
 func TestAdminSocketRunningDaemon(t *testing.T) {
 	logs := &testlog.Buffer{}
 	d := start(t, loopbackConfig(t, logs))
@@ -110,6 +111,27 @@ func TestAdminSocketRunningDaemon(t *testing.T) {
 	if _, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr}); err == nil {
 		t.Error("the revoked node re-enrolled with its spent token")
 	}
+	// A new token enrolls it again, with the key it kept, and clears the
+	// revocation.
+	tr2, err := c.CreateToken(ctx, admin.TokenRequest{MAC: mac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr2.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr})
+	if err != nil || resp2.Node != resp.Node {
+		t.Fatalf("re-enroll with a new token: %+v, %v; want node %s again", resp2, err, resp.Node)
+	}
+	if err := id.SaveCert(resp2.Certificate); err != nil {
+		t.Fatal(err)
+	}
+	cl.CloseIdle()
+	if err := cl.Report(ctx, rep); err != nil {
+		t.Errorf("heartbeat after re-enrolling: %v", err)
+	}
+	if nodes, err = c.Nodes(ctx); err != nil || len(nodes) != 1 || !nodes[0].Revoked.IsZero() {
+		t.Errorf("nodes after re-enrolling: %+v, %v; want it no longer revoked", nodes, err)
+	}
+
 	// A bare-metal MAC gets a kernel-line token: its iPXE script carries it.
 	const bare = "52:54:00:ad:00:02"
 	kl, err := c.CreateToken(ctx, admin.TokenRequest{MAC: bare, KernelLine: true})
@@ -122,7 +144,7 @@ func TestAdminSocketRunningDaemon(t *testing.T) {
 	if script := get(t, d.HTTPBase()+"/boot/"+bare+".ipxe"); !strings.Contains(script, TokenArg+"="+kl.Token) {
 		t.Errorf("the script of %s lacks its kernel-line token:\n%s", bare, script)
 	}
-	if l := logs.String(); strings.Contains(l, tr.Token) || strings.Contains(l, kl.Token) {
+	if l := logs.String(); strings.Contains(l, tr.Token) || strings.Contains(l, tr2.Token) || strings.Contains(l, kl.Token) {
 		t.Error("the token is in the appliance's logs")
 	} else if !strings.Contains(l, "part=admin") {
 		t.Errorf("no admin log lines (capture broken?):\n%s", l)
