@@ -117,6 +117,9 @@ func (r *TokenRequest) Validate() error {
 	if err := checkName("bios_uuid", r.BIOSUUID); err != nil {
 		return err
 	}
+	if r.KernelLine && r.VM != "" && r.MAC != "" {
+		return errors.New("a kernel-line token goes to one machine's script: give vm or mac, not both")
+	}
 	if r.KernelLine && r.BIOSUUID != "" {
 		return errors.New("a kernel-line token is bound to the MAC, not to a BIOS UUID: drop bios_uuid")
 	}

@@ -20,6 +20,7 @@ func TestDecodeRefusals(t *testing.T) {
 		{"control char", `{"vm":"w\u0007"}`, "control"},
 		{"long name", `{"vm":"` + strings.Repeat("a", 300) + `"}`, "longer than"},
 		{"not json", `vm=w1`, "invalid character"},
+		{"kernel line, vm and mac", `{"vm":"w1","mac":"52:54:00:00:00:01","kernel_line":true}`, "not both"},
 		{"kernel line with uuid", `{"mac":"52:54:00:00:00:01","kernel_line":true,"bios_uuid":"u"}`, "bound to the MAC"},
 		{"wrong type", `{"vm":1}`, "cannot unmarshal"},
 	} {
