@@ -1,25 +1,17 @@
 package bootserve_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/dhcpv4/server4"
-	"github.com/insomniacslk/dhcp/iana"
-	"github.com/pin/tftp/v3"
 
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
@@ -70,30 +62,52 @@ func BenchmarkBootStorm(b *testing.B) {
 	for _, n := range []int{50, 200, 500} {
 		b.Run(fmt.Sprintf("N=%d", n), func(b *testing.B) {
 			for range b.N {
-				stop := startOurStorm(b, srv, art)
-				ours, oursFail := storm(b, cli, n, "http://10.77.0.1:8080/boot/%s.ipxe")
-				stop()
+				var inproc stormResult
+				if os.Getenv(stormInProcessEnv) != "" {
+					stop := startOurStorm(b, srv, art)
+					inproc = storm(b, srv, cli, n, "http://10.77.0.1:8080/boot/%s.ipxe", "ours, in this process")
+					stop()
+				}
+				stop := startOurStormProcess(b, srv, art)
+				ours := storm(b, srv, cli, n, "http://10.77.0.1:8080/boot/%s.ipxe", "ours")
+				ours.serverCPU = stop()
 				stop = startRefStorm(b, srv, art)
-				ref, refFail := storm(b, cli, n, "http://10.77.0.1:8081/boot.ipxe")
-				stop()
-				b.ReportMetric(ours.Seconds(), "s-ours")
-				b.ReportMetric(float64(oursFail), "failures-ours")
-				b.ReportMetric(ref.Seconds(), "s-dnsmasq+nginx")
-				b.ReportMetric(float64(refFail), "failures-ref")
-				b.ReportMetric(ref.Seconds()/ours.Seconds(), "x-vs-dnsmasq+nginx")
-				b.Logf("boot storm N=%d: ours %.2fs (%d failed), dnsmasq+nginx %.2fs (%d failed): %.2fx",
-					n, ours.Seconds(), oursFail, ref.Seconds(), refFail, ref.Seconds()/ours.Seconds())
+				ref := storm(b, srv, cli, n, "http://10.77.0.1:8081/boot.ipxe", "dnsmasq+nginx")
+				ref.serverCPU = stop()
+				b.ReportMetric(ours.wall.Seconds(), "s-ours")
+				b.ReportMetric(float64(ours.failed), "failures-ours")
+				b.ReportMetric(ours.serverCPU.Seconds(), "cpu-s-ours")
+				b.ReportMetric(ref.wall.Seconds(), "s-dnsmasq+nginx")
+				b.ReportMetric(float64(ref.failed), "failures-ref")
+				b.ReportMetric(ref.serverCPU.Seconds(), "cpu-s-ref")
+				ratio := ref.wall.Seconds() / ours.wall.Seconds()
+				b.ReportMetric(ratio, "x-vs-dnsmasq+nginx")
+				if inproc.wall > 0 {
+					b.ReportMetric(inproc.wall.Seconds(), "s-ours-inproc")
+					b.Logf("boot storm N=%d, our server in the clients' process: %.2fs (%d failed): %.2fx",
+						n, inproc.wall.Seconds(), inproc.failed, ref.wall.Seconds()/inproc.wall.Seconds())
+				}
+				b.Logf("boot storm N=%d: ours %.2fs (%d failed, server CPU %.2fs), dnsmasq+nginx %.2fs (%d failed, server CPU %.2fs): %.2fx",
+					n, ours.wall.Seconds(), ours.failed, ours.serverCPU.Seconds(),
+					ref.wall.Seconds(), ref.failed, ref.serverCPU.Seconds(), ratio)
 			}
 		})
 	}
 }
 
-func startOurStorm(b *testing.B, ns *netns.NS, art string) (stop func()) {
-	s, err := bootserve.New(bootserve.Config{Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: dhcp.ModeFull,
+// stormConfig is our server as the storm runs it: full DHCP on br0.
+func stormConfig(art, stateDir string, do func(func() error) error) bootserve.Config {
+	return bootserve.Config{Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: dhcp.ModeFull,
 		Pool: &dhcp.Pool{Start: net.IPv4(10, 77, 1, 0).To4(), End: net.IPv4(10, 77, 3, 250).To4(),
 			Netmask: net.CIDRMask(22, 32), LeaseTime: time.Hour},
-		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69", Artifacts: art, StateDir: b.TempDir(),
-		Booter: &bootserve.DirBooter{Dir: art}, Do: ns.Do})
+		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69", Artifacts: art, StateDir: stateDir,
+		Booter: &bootserve.DirBooter{Dir: art}, Do: do}
+}
+
+// startOurStorm runs our server in this process, next to the simulated
+// clients (its goroutines carry the profiler label side=server).
+func startOurStorm(b *testing.B, ns *netns.NS, art string) (stop func()) {
+	s, err := bootserve.New(stormConfig(art, b.TempDir(), ns.Do))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -102,7 +116,7 @@ func startOurStorm(b *testing.B, ns *netns.NS, art string) (stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go pprof.Do(ctx, pprof.Labels("side", "server"), func(ctx context.Context) { done <- s.Run(ctx) })
 	return func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -113,7 +127,7 @@ func startOurStorm(b *testing.B, ns *netns.NS, art string) (stop func()) {
 
 // startRefStorm runs dnsmasq (DHCP + TFTP) and nginx in ns serving the
 // same files; the script is static.
-func startRefStorm(b *testing.B, ns *netns.NS, art string) (stop func()) {
+func startRefStorm(b *testing.B, ns *netns.NS, art string) (stop func() (cpu time.Duration)) {
 	dir := b.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -168,13 +182,14 @@ http {
 		}
 	}
 	time.Sleep(500 * time.Millisecond) // both bind within milliseconds
-	return func() {
+	return func() time.Duration {
 		cancel()
 		_ = dm.Wait()
 		_ = ng.Wait()
 		if b.Failed() {
 			b.Logf("dnsmasq:\n%s\nnginx:\n%s", tailStr(dmOut.String(), 20), ngOut.String())
 		}
+		return procCPU(dm.ProcessState) + procCPU(ng.ProcessState)
 	}
 }
 
@@ -188,250 +203,4 @@ func copyTo(b *testing.B, src, dst string) {
 	if err := os.WriteFile(dst, data, 0o644); err != nil {
 		b.Fatal(err)
 	}
-}
-
-// storm runs n simulated PXE clients at once from ns and returns the wall
-// time and the number of clients that failed.
-func storm(b *testing.B, ns *netns.NS, n int, scriptURL string) (time.Duration, int) {
-	var conn *net.UDPConn
-	if err := ns.Do(func() (err error) {
-		conn, err = server4.NewIPv4UDPConn("eth0", &net.UDPAddr{Port: dhcpv4.ClientPort})
-		return err
-	}); err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close()
-	d := &dhcpMux{conn: conn, waiting: map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4{}}
-	go d.read()
-	hc := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{
-		MaxIdleConnsPerHost: 1024,
-		DialContext: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = ns.Do(func() error {
-				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		}}}
-	defer hc.CloseIdleConnections()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	failed := 0
-	var firstErr error
-	st := &stageTimes{}
-	start := time.Now()
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mac := net.HardwareAddr{0x02, 0x77, 0, 0, byte(i >> 8), byte(i)}
-			if err := pxeClient(ns, d, hc, mac, scriptURL, st); err != nil {
-				mu.Lock()
-				failed++
-				if firstErr == nil {
-					firstErr = fmt.Errorf("%s: %w", mac, err)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	if firstErr != nil {
-		b.Logf("first failure: %v", firstErr)
-	}
-	b.Logf("%s: %s", scriptURL, st.String(n-failed))
-	return el, failed
-}
-
-// dhcpMux shares one client socket among the simulated clients.
-type dhcpMux struct {
-	conn    *net.UDPConn
-	mu      sync.Mutex
-	waiting map[dhcpv4.TransactionID]chan *dhcpv4.DHCPv4
-}
-
-func (d *dhcpMux) read() {
-	buf := make([]byte, 1500)
-	for {
-		n, _, err := d.conn.ReadFrom(buf)
-		if err != nil {
-			return
-		}
-		m, err := dhcpv4.FromBytes(buf[:n])
-		if err != nil || m.OpCode != dhcpv4.OpcodeBootReply {
-			continue
-		}
-		d.mu.Lock()
-		ch := d.waiting[m.TransactionID]
-		d.mu.Unlock()
-		if ch != nil {
-			select {
-			case ch <- m:
-			default:
-			}
-		}
-	}
-}
-
-// errNak is a DHCPNAK: start over with a DISCOVER, as clients do.
-var errNak = fmt.Errorf("DHCP NAK")
-
-// exchange sends req (broadcast) until a reply of type want (or a NAK)
-// arrives.
-func (d *dhcpMux) exchange(req *dhcpv4.DHCPv4, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
-	ch := make(chan *dhcpv4.DHCPv4, 4)
-	d.mu.Lock()
-	d.waiting[req.TransactionID] = ch
-	d.mu.Unlock()
-	defer func() { d.mu.Lock(); delete(d.waiting, req.TransactionID); d.mu.Unlock() }()
-	dst := &net.UDPAddr{IP: net.IPv4bcast, Port: dhcpv4.ServerPort}
-	for try := range 6 {
-		if _, err := d.conn.WriteTo(req.ToBytes(), dst); err != nil {
-			return nil, err
-		}
-		timeout := time.NewTimer(time.Duration(1<<min(try, 3)) * time.Second)
-		for {
-			select {
-			case m := <-ch:
-				if m.MessageType() == dhcpv4.MessageTypeNak {
-					timeout.Stop()
-					return nil, errNak
-				}
-				if m.MessageType() != want {
-					continue
-				}
-				timeout.Stop()
-				return m, nil
-			case <-timeout.C:
-			}
-			break
-		}
-	}
-	return nil, fmt.Errorf("no DHCP %s", want)
-}
-
-// stageTimes sums per-stage durations over the clients of one storm.
-type stageTimes struct {
-	mu               sync.Mutex
-	dhcp, tftp, http time.Duration
-	maxDHCP, maxTFTP time.Duration
-	maxHTTP          time.Duration
-}
-
-func (s *stageTimes) add(dh, tf, ht time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.dhcp, s.tftp, s.http = s.dhcp+dh, s.tftp+tf, s.http+ht
-	s.maxDHCP, s.maxTFTP, s.maxHTTP = max(s.maxDHCP, dh), max(s.maxTFTP, tf), max(s.maxHTTP, ht)
-}
-
-func (s *stageTimes) String(n int) string {
-	avg := func(d time.Duration) string { return (d / time.Duration(max(n, 1))).Round(time.Millisecond).String() }
-	return fmt.Sprintf("per client avg/max: DHCP %s/%s, TFTP %s/%s, HTTP %s/%s", avg(s.dhcp), s.maxDHCP.Round(time.Millisecond),
-		avg(s.tftp), s.maxTFTP.Round(time.Millisecond), avg(s.http), s.maxHTTP.Round(time.Millisecond))
-}
-
-func pxeClient(ns *netns.NS, d *dhcpMux, hc *http.Client, mac net.HardwareAddr, scriptURL string, st *stageTimes) error {
-	t0 := time.Now()
-	opts := []dhcpv4.Modifier{dhcpv4.WithBroadcast(true),
-		dhcpv4.WithOption(dhcpv4.OptClassIdentifier("PXEClient:Arch:00000:UNDI:002001")),
-		dhcpv4.WithOption(dhcpv4.OptClientArch(iana.INTEL_X86PC))}
-	var offer, ack *dhcpv4.DHCPv4
-	for attempt := 0; ; attempt++ {
-		disc, err := dhcpv4.NewDiscovery(mac, opts...)
-		if err != nil {
-			return err
-		}
-		if offer, err = d.exchange(disc, dhcpv4.MessageTypeOffer); err != nil {
-			return err
-		}
-		req, err := dhcpv4.NewRequestFromOffer(offer, opts...)
-		if err != nil {
-			return err
-		}
-		ack, err = d.exchange(req, dhcpv4.MessageTypeAck)
-		if err == errNak && attempt < 4 {
-			continue // the address went to another client: start over
-		}
-		if err != nil {
-			return err
-		}
-		break
-	}
-	t1 := time.Now()
-	file := ack.BootFileName
-	if file == "" {
-		file = offer.BootFileName
-	}
-	next := ack.ServerIPAddr
-	if next == nil || next.IsUnspecified() {
-		next = net.IPv4(10, 77, 0, 1)
-	}
-	// TFTP: the client socket must be made inside the namespace.
-	var wt io.WriterTo
-	err := ns.Do(func() error {
-		c, err := tftp.NewClient(net.JoinHostPort(next.String(), "69"))
-		if err != nil {
-			return err
-		}
-		c.SetBlockSize(1468)
-		c.SetTimeout(2 * time.Second)
-		c.SetRetries(8)
-		wt, err = c.Receive(file, "octet")
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("tftp %s: %w", file, err)
-	}
-	if _, err := wt.WriteTo(io.Discard); err != nil {
-		return fmt.Errorf("tftp %s: %w", file, err)
-	}
-	t2 := time.Now()
-	u := scriptURL
-	if strings.Contains(u, "%s") {
-		u = fmt.Sprintf(u, mac)
-	}
-	script, err := httpGet(hc, u, true)
-	if err != nil {
-		return err
-	}
-	sc := bufio.NewScanner(strings.NewReader(script))
-	fetched := 0
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) >= 2 && f[0] == "kernel":
-			_, err = httpGet(hc, f[1], false)
-		case len(f) >= 2 && f[0] == "initrd":
-			_, err = httpGet(hc, f[len(f)-1], false)
-		default:
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		fetched++
-	}
-	if fetched != 2 {
-		return fmt.Errorf("script from %s named %d files, want kernel and initrd:\n%s", u, fetched, script)
-	}
-	st.add(t1.Sub(t0), t2.Sub(t1), time.Since(t2))
-	return nil
-}
-
-func httpGet(hc *http.Client, u string, keep bool) (string, error) {
-	resp, err := hc.Get(u)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		return "", fmt.Errorf("GET %s: %s", u, resp.Status)
-	}
-	if keep {
-		b, err := io.ReadAll(resp.Body)
-		return string(b), err
-	}
-	_, err = io.Copy(io.Discard, resp.Body)
-	return "", err
 }
