@@ -1,10 +1,13 @@
 package enroll
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
@@ -110,8 +113,17 @@ func (s *Server) acceptPush(n *store.Node, rep *api.Report) {
 		s.Log.Warn("join tokens pushed by a node that is not an active manager: ignored", "node", n.Name)
 		return
 	}
-	s.pushed.Set(swarmInfo(p, n.Name, s.Now()))
-	s.Log.Info("swarm join tokens updated (held in memory)", "node", n.Name, "cluster", p.ClusterID, "members", len(p.NodeIDs), "listed", len(p.Nodes))
+	prev, _ := s.pushed.Swarm(context.Background())
+	next := swarmInfo(p, n.Name, s.Now())
+	s.pushed.Set(next)
+	// Every manager heartbeat pushes: say so only when something changed.
+	level := slog.LevelDebug
+	if prev.ClusterID != next.ClusterID || prev.Worker != next.Worker || prev.Manager != next.Manager ||
+		!sameSet(prev.NodeIDs, next.NodeIDs) || prev.Ready() != next.Ready() {
+		level = slog.LevelInfo
+	}
+	s.Log.Log(context.Background(), level, "swarm join tokens and members updated (held in memory)", "node", n.Name,
+		"cluster", p.ClusterID, "members", len(p.NodeIDs), "ready", next.Ready())
 }
 
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.Node) {
@@ -157,4 +169,9 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.No
 	s.forgetNode(n.Name)
 	s.Log.Info("certificate renewed", "node", n.Name)
 	writeJSON(w, http.StatusOK, api.RenewResponse{Certificate: pemCert})
+}
+
+// sameSet reports whether a and b hold the same strings in any order.
+func sameSet(a, b []string) bool {
+	return slices.Equal(slices.Sorted(slices.Values(a)), slices.Sorted(slices.Values(b)))
 }

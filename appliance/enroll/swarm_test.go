@@ -74,6 +74,19 @@ func TestCurrentSwarmPushedNodes(t *testing.T) {
 		t.Error("CurrentSwarm handed out the server's own slice")
 	}
 
+	// Each manager heartbeat pushes; the log says "updated" at info level
+	// only when the swarm changed (here: n3 comes back ready).
+	updated := func() int { return strings.Count(h.logs.String(), `level=INFO msg="swarm join tokens and members updated`) }
+	if code := h.report(m1, api.Report{Swarm: active, JoinTokens: push}); code != http.StatusNoContent || updated() != 1 {
+		t.Errorf("the same push again: %d, %d info lines, want 1", code, updated())
+	}
+	back := *push
+	back.Nodes = slices.Clone(nodes)
+	back.Nodes[2].State = api.NodeReady
+	if code := h.report(m1, api.Report{Swarm: active, JoinTokens: &back}); code != http.StatusNoContent || updated() != 2 {
+		t.Errorf("a push where n3 is ready again: %d, %d info lines, want 2", code, updated())
+	}
+
 	if err := h.srv.flush(); err != nil {
 		t.Fatal(err)
 	}
