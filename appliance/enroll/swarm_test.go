@@ -76,7 +76,9 @@ func TestCurrentSwarmPushedNodes(t *testing.T) {
 
 	// Each manager heartbeat pushes; the log says "updated" at info level
 	// only when the swarm changed (here: n3 comes back ready).
-	updated := func() int { return strings.Count(h.logs.String(), `level=INFO msg="swarm join tokens and members updated`) }
+	updated := func() int {
+		return strings.Count(h.logs.String(), `level=INFO msg="swarm join tokens and members updated`)
+	}
 	if code := h.report(m1, api.Report{Swarm: active, JoinTokens: push}); code != http.StatusNoContent || updated() != 1 {
 		t.Errorf("the same push again: %d, %d info lines, want 1", code, updated())
 	}
