@@ -7,10 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/swarmboot/swarmboot/bootserve/internal/sockbuf"
 )
 
 // Server puts a Handler on UDP sockets.
@@ -24,7 +27,11 @@ type Server struct {
 	// MaxInFlight bounds concurrently handled packets that wait for the
 	// lease file (0 → 256); others are answered in the read loop.
 	MaxInFlight int
-	Logger      *slog.Logger // nil → the handler's logger
+	// ReadBuffer is the sockets' receive buffer in bytes (0 → 4 MiB, see
+	// bootserve/internal/sockbuf; < 0 → the system default). A storm of
+	// machines powered on together overflows the default of ~208 KiB.
+	ReadBuffer int
+	Logger     *slog.Logger // nil → the handler's logger
 }
 
 func (s *Server) logger() *slog.Logger {
@@ -91,6 +98,7 @@ func (s *Server) ServePXE(ctx context.Context, conn net.PacketConn) error {
 func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+	s.growBuffer(conn)
 	max := s.MaxInFlight
 	if max <= 0 {
 		max = 256
@@ -123,6 +131,23 @@ func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error
 			defer func() { <-sem; wg.Done() }()
 			s.reply(ctx, conn, req, peer, pxe)
 		}()
+	}
+}
+
+// growBuffer makes room in conn's receive buffer for a boot storm.
+func (s *Server) growBuffer(conn net.PacketConn) {
+	n := s.ReadBuffer
+	if n == 0 {
+		n = sockbuf.Default
+	}
+	sc, ok := conn.(syscall.Conn)
+	if n < 0 || !ok {
+		return
+	}
+	got, err := sockbuf.Grow(sc, n)
+	if err != nil || got < n {
+		s.logger().Warn("DHCP socket keeps a small receive buffer: machines booting together may have to retransmit; run as root or raise net.core.rmem_max",
+			"addr", conn.LocalAddr().String(), "bytes", got, "want", n, "err", err)
 	}
 }
 

@@ -18,12 +18,14 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pin/tftp/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/swarmboot/swarmboot/bootserve/internal/safefile"
+	"github.com/swarmboot/swarmboot/bootserve/internal/sockbuf"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
@@ -48,6 +50,10 @@ type Server struct {
 	// MaxBlockSize caps the negotiated blksize (0 → 1468, which fits an
 	// Ethernet frame; clients asking more get this).
 	MaxBlockSize int
+	// ReadBuffer is the receive buffer of the request socket in bytes
+	// (0 → 4 MiB, see bootserve/internal/sockbuf; < 0 → the system
+	// default), so that a burst of read requests is queued, not dropped.
+	ReadBuffer int
 }
 
 // Serve answers read requests on conn until ctx is done, then waits for
@@ -69,6 +75,16 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	log := s.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if sc, ok := conn.(syscall.Conn); ok && s.ReadBuffer >= 0 {
+		n := s.ReadBuffer
+		if n == 0 {
+			n = sockbuf.Default
+		}
+		if got, err := sockbuf.Grow(sc, n); err != nil || got < n {
+			log.Warn("TFTP socket keeps a small receive buffer: machines booting together may have to retry; run as root or raise net.core.rmem_max",
+				"addr", conn.LocalAddr().String(), "bytes", got, "want", n, "err", err)
+		}
 	}
 	h := &handler{dir: dir, log: log, rec: s.Recorder, resolve: s.Resolve, m: m}
 	srv := tftp.NewServer(h.read, nil)

@@ -35,6 +35,7 @@ type fixture struct {
 	root, base string
 	big        []byte
 	addr       string
+	conn       net.PacketConn
 	log        *timeline.Log
 	reg        *prometheus.Registry
 }
@@ -57,7 +58,7 @@ func startServer(t *testing.T) *fixture {
 
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	mustDo(t, err)
-	fx.addr = conn.LocalAddr().String()
+	fx.addr, fx.conn = conn.LocalAddr().String(), conn
 	mac, _ := net.ParseMAC("52:54:00:aa:bb:cc")
 	s := &Server{Root: root, Recorder: fx.log, Metrics: fx.reg, Timeout: 500 * time.Millisecond,
 		Resolve: func(ip net.IP) net.HardwareAddr {
