@@ -197,8 +197,11 @@ func (b *booter) Boot(ctx context.Context, m bootserve.Machine) (*bootserve.Boot
 	return boot, nil
 }
 
-// Unenrolled lists the VMs of the store that have a MAC but no enrolled
-// node yet: the machines a netboot token is for.
+// Unenrolled lists the VMs of the store that have a MAC but no node yet:
+// the machines a netboot token is for ("--token all"). A revoked node is
+// not listed: it was shut out on purpose, and an automatic token on its
+// kernel line would let it back in at its next boot; re-admit it by name
+// (--token NAME, swarmboot token create).
 func (d *Daemon) Unenrolled() ([]store.VM, error) {
 	var out []store.VM
 	err := d.st.View(func(tx *store.Tx) error {
@@ -210,8 +213,8 @@ func (d *Daemon) Unenrolled() ([]store.VM, error) {
 			if vm.MAC == "" {
 				continue
 			}
-			if n, err := tx.Node(vm.Name); err == nil && n.Revoked.IsZero() {
-				continue
+			if _, err := tx.Node(vm.Name); err == nil {
+				continue // enrolled, or revoked
 			}
 			out = append(out, vm)
 		}

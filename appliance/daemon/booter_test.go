@@ -47,6 +47,36 @@ func putVM(t *testing.T, d *Daemon, vm store.VM) {
 	}
 }
 
+// TestUnenrolled lists the VMs a netboot token is for: not an enrolled
+// node, and not a revoked one (re-admitting it is a decision made by name).
+func TestUnenrolled(t *testing.T) {
+	t.Parallel()
+	d := offline(t, Config{})
+	for _, n := range []string{"w1", "w2", "w3"} {
+		putVM(t, d, store.VM{Name: n, MAC: "52:54:00:00:01:0" + n[1:], Image: "lab"})
+	}
+	putVM(t, d, store.VM{Name: "nomac"})
+	now := time.Now()
+	err := d.Store().Update(func(tx *store.Tx) error {
+		for _, n := range []string{"w2", "w3"} {
+			if err := tx.PutNode(store.Node{Name: n, VM: n, Role: api.RoleWorker, Enrolled: now, KeyFingerprint: "key-" + n, CertSerial: "0" + n[1:]}); err != nil {
+				return err
+			}
+		}
+		return tx.RevokeNode("w3", now)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vms, err := d.Unenrolled()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vms) != 1 || vms[0].Name != "w1" {
+		t.Errorf("Unenrolled = %+v, want only w1 (w2 enrolled, w3 revoked, nomac has no MAC)", vms)
+	}
+}
+
 func TestBooter(t *testing.T) {
 	t.Parallel()
 	d := offline(t, Config{})
