@@ -63,10 +63,16 @@ recorded); with --simulate that happens on an in-process vCenter simulator
 
 Netbooted machines get their one-time enrollment token on their iPXE kernel
 line (swarmboot.token=…): --token MAC|VM issues one at start (--token all:
-every VM of the store not enrolled yet). The token lives only in memory and
-on that kernel line; the store keeps its hash; it expires after --token-ttl
-and is spent when the machine enrolls. Images built without the appliance's
-URL and CA get them from an extra initrd with --trust-initrd.
+every VM of the store with no node yet; revoked nodes are re-admitted only
+by name). The token lives only in memory and on that kernel line; the store
+keeps its hash; it expires after --token-ttl and is spent when the machine
+enrolls. Images built without the appliance's URL and CA get them from an
+extra initrd with --trust-initrd.
+
+While it runs, the local admin socket <data-dir>/admin.sock (root or this
+user only) serves "swarmboot token create" (--kernel-line: a token on a
+machine's iPXE kernel line, for bare metal netbooted later), "swarmboot node
+ls" and "swarmboot node revoke NAME".
 
 Every step of every machine (DHCP, TFTP, script, kernel, initrd, enroll,
 swarm init/join, report) lands in the store and on the timeline:
