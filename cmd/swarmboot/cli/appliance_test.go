@@ -33,34 +33,14 @@ func TestApplianceRunHelpTeaches(t *testing.T) {
 // and the token is printed nowhere.
 func TestApplianceRunSimulated(t *testing.T) {
 	dir := t.TempDir()
-	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
 	site := "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
 		"  - name: workers\n    pattern: w{n}\n    count: 1\n    role: worker\n    cpus: 1\n    memory: 512MiB\n" +
 		"    disk: 1\n    boot: pxe\n    image: lab\n"
 	if err := os.WriteFile(filepath.Join(dir, "lab.yml"), []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr := bootservetest.FreeAddr(t)
-	var stdout, stderr testlog.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"--data-dir", filepath.Join(dir, "data"), "--log-level", "debug",
-			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", httpAddr,
-			"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art,
-			"--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all"}, nil, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("exit %d after cancel: %s", code, stderr.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("appliance run did not stop on cancel")
-		}
-	}()
+	a := startAppliance(t, dir, filepath.Join(dir, "data"), "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
+	stdout, stderr, done, httpAddr := a.stdout, a.stderr, a.done, a.httpAddr
 	re := regexp.MustCompile(`enrollment token for w1 \(([0-9a-f:]{17})\)`)
 	var mac string
 	for deadline := time.Now().Add(20 * time.Second); mac == ""; time.Sleep(50 * time.Millisecond) {
@@ -88,4 +68,40 @@ func TestApplianceRunSimulated(t *testing.T) {
 	if !strings.Contains(stderr.String(), "ipxe script") {
 		t.Errorf("debug logs missing (capture broken?):\n%s", stderr.String())
 	}
+}
+
+// testAppliance is a `swarmboot appliance run` in this test process.
+type testAppliance struct {
+	stdout, stderr *testlog.Buffer
+	done           chan int // its exit code
+	httpAddr       string
+	ctx            context.Context
+}
+
+// startAppliance runs `swarmboot appliance run` on loopback (DHCP off, free
+// ports, stand-in artifacts and loaders under dir, --data-dir data) with
+// the extra flags, until the test ends; the test fails if it does not exit
+// 0 soon after it is cancelled.
+func startAppliance(t *testing.T, dir, data string, extra ...string) *testAppliance {
+	t.Helper()
+	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
+	a := &testAppliance{stdout: &testlog.Buffer{}, stderr: &testlog.Buffer{}, done: make(chan int, 1), httpAddr: bootservetest.FreeAddr(t)}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.ctx = ctx
+	args := append([]string{"--data-dir", data, "--log-level", "debug",
+		"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", a.httpAddr,
+		"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art}, extra...)
+	go func() { a.done <- Main(ctx, args, nil, a.stdout, a.stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-a.done:
+			if code != 0 {
+				t.Errorf("appliance exit %d after cancel: %s", code, a.stderr.String())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("appliance run did not stop on cancel")
+		}
+	})
+	return a
 }

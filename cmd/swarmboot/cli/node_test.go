@@ -18,9 +18,7 @@ import (
 	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/appliance/admin"
 	"github.com/swarmboot/swarmboot/appliance/store"
-	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/pkg/api"
-	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
 
 // runCLI is Main with a data dir; it returns the exit code, stdout, stderr.
@@ -103,27 +101,8 @@ func TestNodeOffline(t *testing.T) {
 func TestAdminAgainstRunningAppliance(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
-	art, ipxe := bootservetest.Artifacts(t, dir, "lab")
-	httpAddr := bootservetest.FreeAddr(t)
-	var stdout, stderr testlog.Buffer
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan int, 1)
-	go func() {
-		done <- Main(ctx, []string{"--data-dir", data, "--log-level", "debug",
-			"appliance", "run", "--dhcp", "off", "--server-ip", "127.0.0.1", "--http-addr", httpAddr,
-			"--tftp-addr", "127.0.0.1:0", "--api-addr", "127.0.0.1:0", "--ipxe-dir", ipxe, "--artifacts", art}, nil, &stdout, &stderr)
-	}()
-	defer func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("appliance exit %d after cancel: %s", code, stderr.String())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("appliance run did not stop on cancel")
-		}
-	}()
+	a := startAppliance(t, dir, data)
+	stdout, stderr, done, httpAddr, ctx := a.stdout, a.stderr, a.done, a.httpAddr, a.ctx
 	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
 	var apiURL string
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
