@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -85,25 +84,7 @@ func TestAdminSocket(t *testing.T) {
 	}
 
 	// The token is spendable: the agent's own client enrolls with it.
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(e.api.CA.CertPEM)
-	id, err := agent.LoadIdentity(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := agent.NewClient(e.url, "", roots, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, _ := id.CSR()
-	resp, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000a1", MACs: []string{mac}, CSR: csr})
-	if err != nil {
-		t.Fatalf("enroll with the admin token: %v", err)
-	}
-	if err := id.SaveCert(resp.Certificate); err != nil {
-		t.Fatal(err)
-	}
-	cl.CloseIdle()
+	cl, _, resp := enrolltest.Enroll(t, e.url, e.api.CA.CertPEM, tr.Token, "00000000-0000-0000-0000-0000000000a1", mac)
 	rep := api.Report{ImageVersion: "lab-1", Swarm: api.SwarmState{State: "active", Role: api.RoleWorker, NodeID: "n1"}}
 	if err := cl.Report(ctx, rep); err != nil {
 		t.Fatalf("heartbeat before revoke: %v", err)

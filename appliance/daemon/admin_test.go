@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
@@ -55,25 +55,8 @@ func TestAdminSocketRunningDaemon(t *testing.T) {
 	if err != nil {
 		t.Fatalf("token over the admin socket of a running appliance: %v", err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(d.CAPEM())
-	id, err := agent.LoadIdentity(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := agent.NewClient(d.APIURL(), "", roots, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cl, id, resp := enrolltest.Enroll(t, d.APIURL(), d.CAPEM(), tr.Token, "00000000-0000-0000-0000-0000000000ad", mac)
 	csr, _ := id.CSR()
-	resp, err := cl.Enroll(ctx, api.EnrollRequest{Token: tr.Token, BIOSUUID: "00000000-0000-0000-0000-0000000000ad", MACs: []string{mac}, CSR: csr})
-	if err != nil {
-		t.Fatalf("enroll with the admin token: %v", err)
-	}
-	if err := id.SaveCert(resp.Certificate); err != nil {
-		t.Fatal(err)
-	}
-	cl.CloseIdle()
 	rep := api.Report{Swarm: api.SwarmState{State: "inactive"}, Docker: api.DockerState{Reachable: true}}
 	if err := cl.Report(ctx, rep); err != nil {
 		t.Fatalf("heartbeat: %v", err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/bootserve"
@@ -204,33 +205,12 @@ func TestApplianceLoopback(t *testing.T) {
 	waitStore(t, d.Store(), mac, "vm-created", "token", timeline.Script, timeline.Kernel, timeline.Initrd)
 
 	// Enroll through the agent API with the agent's own client code.
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(d.CAPEM())
-	id, err := agent.LoadIdentity(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := agent.NewClient(d.APIURL(), "", roots, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := id.CSR()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	req := api.EnrollRequest{Token: tok, BIOSUUID: "00000000-0000-0000-0000-000000000001", MACs: []string{mac}, CSR: csr}
-	resp, err := cl.Enroll(ctx, req)
-	if err != nil {
-		t.Fatalf("enroll with the kernel-line token: %v", err)
-	}
+	const uuid = "00000000-0000-0000-0000-000000000001"
+	cl, _, resp := enrolltest.Enroll(t, d.APIURL(), d.CAPEM(), tok, uuid, mac)
 	if resp.Node != vm.Name {
 		t.Errorf("enrolled as %q, want %q", resp.Node, vm.Name)
 	}
-	if err := id.SaveCert(resp.Certificate); err != nil {
-		t.Fatal(err)
-	}
-	cl.CloseIdle()
+	ctx := context.Background()
 	waitStore(t, d.Store(), mac, timeline.Script, timeline.Kernel, timeline.Initrd, timeline.Enroll)
 
 	// The manager founds the swarm: report, plan init, report active.
@@ -273,11 +253,12 @@ func TestApplianceLoopback(t *testing.T) {
 		t.Errorf("script after enrollment still carries a token:\n%s", script)
 	}
 	// A replay with another key is refused.
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(d.CAPEM())
 	id2, _ := agent.LoadIdentity(t.TempDir())
 	cl2, _ := agent.NewClient(d.APIURL(), "", roots, id2)
 	csr2, _ := id2.CSR()
-	req.CSR = csr2
-	if _, err := cl2.Enroll(ctx, req); err == nil {
+	if _, err := cl2.Enroll(ctx, api.EnrollRequest{Token: tok, BIOSUUID: uuid, MACs: []string{mac}, CSR: csr2}); err == nil {
 		t.Error("a replayed token with another key was accepted")
 	}
 

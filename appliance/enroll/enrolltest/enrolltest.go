@@ -1,6 +1,7 @@
 // Package enrolltest runs the agent API (enroll.Server) in tests: Open
 // makes its store and CA in a temporary directory, Serve runs it on
-// loopback until the test ends, Events counts what it recorded.
+// loopback until the test ends, Events counts what it recorded, Enroll is
+// an agent enrolling with a token.
 //
 //	st, authority := enrolltest.Open(t)
 //	srv := &enroll.Server{Store: st, CA: authority, Hosts: []string{"127.0.0.1"}}
@@ -13,12 +14,15 @@ package enrolltest
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
 	"path/filepath"
 	"testing"
 
+	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 // Open opens a store (store.FileName) and a CA (directory "ca") in a fresh
@@ -83,4 +87,38 @@ func Events(tb testing.TB, st *store.Store, mac, kind string) int {
 		tb.Fatalf("events of %s: %v", mac, err)
 	}
 	return n
+}
+
+// Enroll is an agent enrolling at the agent API at url (trusting the CA in
+// caPEM) with token, as a machine with biosUUID and mac: a fresh identity
+// in a temporary directory, the agent's own client, its certificate saved
+// and idle connections dropped so the next request presents it. The test
+// fails if the enrollment does.
+func Enroll(tb testing.TB, url string, caPEM []byte, token, biosUUID, mac string) (*agent.Client, *agent.Identity, api.EnrollResponse) {
+	tb.Helper()
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(caPEM) {
+		tb.Fatal("enrolltest: no CA certificate in caPEM")
+	}
+	id, err := agent.LoadIdentity(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cl, err := agent.NewClient(url, "", roots, id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	csr, err := id.CSR()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	resp, err := cl.Enroll(tb.Context(), api.EnrollRequest{Token: token, BIOSUUID: biosUUID, MACs: []string{mac}, CSR: csr})
+	if err != nil {
+		tb.Fatalf("enroll %s with its token: %v", mac, err)
+	}
+	if err := id.SaveCert(resp.Certificate); err != nil {
+		tb.Fatal(err)
+	}
+	cl.CloseIdle()
+	return cl, id, resp
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
@@ -125,25 +125,7 @@ func TestAdminAgainstRunningAppliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(caPEM)
-	id, err := agent.LoadIdentity(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := agent.NewClient(apiURL, "", roots, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, _ := id.CSR()
-	resp, err := cl.Enroll(ctx, api.EnrollRequest{Token: tok, BIOSUUID: "00000000-0000-0000-0000-0000000000c1", MACs: []string{mac}, CSR: csr})
-	if err != nil {
-		t.Fatalf("enroll with the token from token create: %v", err)
-	}
-	if err := id.SaveCert(resp.Certificate); err != nil {
-		t.Fatal(err)
-	}
-	cl.CloseIdle()
+	cl, _, resp := enrolltest.Enroll(t, apiURL, caPEM, tok, "00000000-0000-0000-0000-0000000000c1", mac)
 	rep := api.Report{Swarm: api.SwarmState{State: "inactive"}, Docker: api.DockerState{Reachable: true}}
 	if err := cl.Report(ctx, rep); err != nil {
 		t.Fatal(err)
