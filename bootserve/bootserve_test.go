@@ -9,12 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pin/tftp/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
+	"github.com/swarmboot/swarmboot/bootserve/internal/sockbuf"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
@@ -112,6 +115,11 @@ func TestServerLoopback(t *testing.T) {
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	// A storm's first requests may come before Run reads: the request
+	// socket has its room from Listen on.
+	if n := rcvbuf(t, s.tftpConn); os.Geteuid() == 0 && n < 2*sockbuf.Default {
+		t.Errorf("TFTP socket receive buffer after Listen: %d bytes, want at least %d", n, 2*sockbuf.Default)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
@@ -160,4 +168,18 @@ func TestServerLoopback(t *testing.T) {
 	if miss, ok := timeline.InOrder(tl.Events(m), timeline.Script, timeline.Kernel, timeline.Initrd); !ok {
 		t.Errorf("timeline lacks %s: %v", miss, tl.Events(m))
 	}
+}
+
+func rcvbuf(t *testing.T, c net.PacketConn) int {
+	t.Helper()
+	rc, err := c.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var gerr error
+	if err := rc.Control(func(fd uintptr) { n, gerr = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF) }); err != nil || gerr != nil {
+		t.Fatal(err, gerr)
+	}
+	return n
 }

@@ -8,6 +8,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/server4"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/httpboot"
+	"github.com/swarmboot/swarmboot/bootserve/internal/sockbuf"
 	"github.com/swarmboot/swarmboot/bootserve/tftp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
@@ -191,6 +193,7 @@ func (s *Server) Listen() (err error) {
 	if s.tftpConn, err = net.ListenPacket("udp4", s.cfg.TFTPAddr); err != nil {
 		return fmt.Errorf("bootserve: TFTP listen %s: %w (port 69 needs root; or choose another --tftp-addr)", s.cfg.TFTPAddr, err)
 	}
+	growBuffer(s.tftpConn)
 	if s.dh != nil {
 		if s.dhcpConn, err = listenDHCP(s.cfg.Interface, s.cfg.DHCPAddr); err != nil {
 			return err
@@ -218,7 +221,18 @@ func listenDHCP(iface, addr string) (net.PacketConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootserve: DHCP listen %s on %q: %w (needs root and an existing --interface)", addr, iface, err)
 	}
+	growBuffer(c)
 	return c, nil
+}
+
+// growBuffer gives a request socket room for a boot storm as soon as it
+// exists: requests may arrive before Run starts reading (the DHCP and TFTP
+// servers grow the buffer again, and warn when they cannot, when they
+// start).
+func growBuffer(c net.PacketConn) {
+	if sc, ok := c.(syscall.Conn); ok {
+		_, _ = sockbuf.Grow(sc, sockbuf.Default)
+	}
 }
 
 func (s *Server) closeSockets() {

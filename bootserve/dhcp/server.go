@@ -55,11 +55,11 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if pxeAddr == "" {
 		pxeAddr = fmt.Sprintf(":%d", PXEPort)
 	}
-	conn, err := listen(s.Interface, addr)
+	conn, err := listen(s.Interface, addr, s.readBuffer())
 	if err != nil {
 		return err
 	}
-	pconn, err := listen(s.Interface, pxeAddr)
+	pconn, err := listen(s.Interface, pxeAddr, s.readBuffer())
 	if err != nil {
 		conn.Close()
 		return err
@@ -71,7 +71,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	return g.Wait()
 }
 
-func listen(iface, addr string) (net.PacketConn, error) {
+func listen(iface, addr string, buf int) (net.PacketConn, error) {
 	ua, err := net.ResolveUDPAddr("udp4", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp listen address %q: %w", addr, err)
@@ -79,6 +79,9 @@ func listen(iface, addr string) (net.PacketConn, error) {
 	conn, err := server4.NewIPv4UDPConn(iface, ua)
 	if err != nil {
 		return nil, fmt.Errorf("dhcp listen on %s (interface %q): %w: run as root (or with CAP_NET_BIND_SERVICE and CAP_NET_RAW) and check the interface exists", addr, iface, err)
+	}
+	if buf > 0 {
+		_, _ = sockbuf.Grow(conn, buf) // at once; serve warns if it stays small
 	}
 	return conn, nil
 }
@@ -134,12 +137,17 @@ func (s *Server) serve(ctx context.Context, conn net.PacketConn, pxe bool) error
 	}
 }
 
+// readBuffer is the receive buffer to ask for (< 0: leave it).
+func (s *Server) readBuffer() int {
+	if s.ReadBuffer == 0 {
+		return sockbuf.Default
+	}
+	return s.ReadBuffer
+}
+
 // growBuffer makes room in conn's receive buffer for a boot storm.
 func (s *Server) growBuffer(conn net.PacketConn) {
-	n := s.ReadBuffer
-	if n == 0 {
-		n = sockbuf.Default
-	}
+	n := s.readBuffer()
 	sc, ok := conn.(syscall.Conn)
 	if n < 0 || !ok {
 		return
