@@ -22,9 +22,12 @@ import (
 // 500), each doing what a BIOS PXE boot does on the wire: DHCP
 // discover/offer/request/ack → TFTP undionly.kpxe → HTTP script → kernel
 // → initrd. The clients live in one network namespace, the servers in
-// another (a veth on a bridge). It reports the completion time and the
-// failures against our server and against dnsmasq (DHCP+TFTP, --no-ping)
-// + nginx (HTTP), and the ratio of their times (>1: we are faster).
+// another (a veth on a bridge). It reports the completion time, the
+// failures and the servers' CPU time against our server (in its own
+// process, see stormproc_test.go) and against dnsmasq (DHCP+TFTP,
+// --no-ping) + nginx (HTTP), and the ratio of their times (>1: we are
+// faster). Each storm logs per-stage times, DHCP retransmits and the
+// namespaces' UDP buffer drops (see stormProbe and docs/bootserve.md).
 func BenchmarkBootStorm(b *testing.B) {
 	if err := netns.Check(); err != nil {
 		b.Skipf("network namespaces unavailable: %v", err)
