@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -106,8 +107,26 @@ func (l *Lab) serveForward(ln net.Listener, base string) {
 	}
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport, rp.FlushInterval = tr, -1
-	l.fwdSrv = &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
+	l.fwdSrv = &http.Server{Handler: forwardOnly(rp), ReadHeaderTimeout: 10 * time.Second}
 	go l.fwdSrv.Serve(ln)
+}
+
+// forwardOnly lets through what an operator watches the lab with — the
+// machine timeline (/api/), /metrics, /healthz — and refuses the rest:
+// per-machine iPXE scripts carry enrollment tokens, and they, like the
+// boot artifacts, stay on the lab's own network.
+func forwardOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		clean := path.Clean(p) == p && r.URL.RawPath == "" // no dot segments, nothing escaped
+		if !read || !clean || !(strings.HasPrefix(p, "/api/") || p == "/metrics" || p == "/healthz") {
+			http.Error(w, "the lab's host forward serves only GET /api/…, /metrics and /healthz: "+
+				"boot scripts carry enrollment tokens and stay on the lab's network", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // ForwardURL is the host-side URL of the appliance's HTTP server ("" when

@@ -1,7 +1,10 @@
 package lab
 
 import (
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,4 +56,59 @@ func TestListeningInodes(t *testing.T) {
 	if got := listeningInodes(f, 8082); len(got) != 0 {
 		t.Errorf("listeningInodes(8082) = %v, want none", got)
 	}
+}
+
+// TestForwardOnly: the host forward passes the operator's reads and
+// refuses boot scripts (they carry tokens), artifacts and writes.
+func TestForwardOnly(t *testing.T) {
+	t.Parallel()
+	h := forwardOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "passed") }))
+	for _, c := range []struct {
+		method, path string
+		pass         bool
+	}{
+		{"GET", "/api/machines", true},
+		{"GET", "/api/machines/52:54:00:00:00:01/events", true},
+		{"HEAD", "/metrics", true},
+		{"GET", "/healthz", true},
+		{"GET", "/boot/52:54:00:00:00:01.ipxe", false},
+		{"GET", "/artifacts/lab-initrd.img", false},
+		{"GET", "/undionly.kpxe", false},
+		{"GET", "/api", false},
+		{"POST", "/api/machines", false},
+		{"GET", "/api/../boot/x.ipxe", false},
+		{"GET", "/api/%2e%2e/boot/x.ipxe", false},
+		{"GET", "/api/machines%2F..%2F..%2Fboot%2Fx.ipxe", false},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(c.method, "http://lab"+c.path, nil))
+		if passed := rec.Code == http.StatusOK && rec.Body.String() == "passed"; passed != c.pass {
+			t.Errorf("%s %s: %d %q, want passed=%v", c.method, c.path, rec.Code, rec.Body.String(), c.pass)
+		}
+	}
+}
+
+// FuzzForwardOnly: whatever the request line, what passes is a clean read
+// of /api/…, /metrics or /healthz — never a boot script or an artifact.
+func FuzzForwardOnly(f *testing.F) {
+	for _, s := range []string{"/api/machines", "/boot/52:54:00:00:00:01.ipxe", "/api/%2e%2e/boot/x", "/metrics", "//api/x", "/api/./x"} {
+		f.Add("GET", s)
+	}
+	h := forwardOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "passed") }))
+	f.Fuzz(func(t *testing.T, method, target string) {
+		req, err := http.NewRequest(method, "http://lab"+target, nil)
+		if err != nil || req.URL.Host != "lab" {
+			return
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Body.String() != "passed" {
+			return
+		}
+		p := req.URL.Path
+		if req.Method != "GET" && req.Method != "HEAD" || strings.Contains(p, "..") || strings.Contains(p, "/boot/") ||
+			strings.Contains(p, "/artifacts/") || !(strings.HasPrefix(p, "/api/") || p == "/metrics" || p == "/healthz") {
+			t.Fatalf("%s %q (path %q) passed the forward", method, target, p)
+		}
+	})
 }

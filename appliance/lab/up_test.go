@@ -179,7 +179,7 @@ func checkSwarm(t *testing.T, when string, info swarm.Info, machines []*Machine)
 }
 
 // checkForward reads the appliance's machine list through the lab's
-// host-side forward: every lab machine is there.
+// host-side forward (every lab machine is there) and is refused a boot script.
 func checkForward(t *testing.T, l *Lab) {
 	t.Helper()
 	resp, err := http.Get(l.ForwardURL() + "/api/machines")
@@ -193,6 +193,16 @@ func checkForward(t *testing.T, l *Lab) {
 		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), strings.ToLower(mc.MAC)) {
 			t.Errorf("forward %s/api/machines: %s lacks %s:\n%s", l.ForwardURL(), resp.Status, mc.MAC, b)
 		}
+	}
+	// Boot scripts carry tokens: they stay on the lab's network.
+	script, err := http.Get(l.ForwardURL() + "/boot/" + strings.ToLower(l.Machines[0].MAC) + ".ipxe")
+	if err != nil {
+		t.Errorf("forward: %v", err)
+		return
+	}
+	script.Body.Close()
+	if script.StatusCode != http.StatusForbidden {
+		t.Errorf("forward served a boot script: %s, want 403", script.Status)
 	}
 }
 

@@ -102,8 +102,9 @@ and the time of each stage.
 
 --listen (127.0.0.1:8080) forwards the appliance's HTTP server out of the
 lab's namespace, so "swarmboot machines" and "swarmboot events -f" watch the
-lab from another shell. A port in use stops up before it makes anything and
-names the program holding it.
+lab from another shell (only /api/…, /metrics and /healthz: boot scripts
+carry enrollment tokens and stay on the lab's network). A port in use stops
+up before it makes anything and names the program holding it.
 
 Machines boot one after the other; at most --max-vms VMs run at once: past
 that, a worker that has joined is powered off (disk kept) to let the next
