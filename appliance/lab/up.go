@@ -147,13 +147,14 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// Up cleans up a stale lab in opt.Dir, then brings the lab up: a network
-// namespace with a bridge, the appliance inside it (full DHCP, simulated
-// vCenter applying a site of one manager and opt.Workers workers), the lab
-// image built with the agent and the appliance's trust baked in, and one
-// QEMU VM per simulated VM, netbooting with its enrollment token on its
-// kernel line. It returns when every machine has reported from the swarm;
-// on error everything it made is removed.
+// Up cleans up a stale lab in opt.Dir, opens the host-side forward
+// (opt.Listen), then brings the lab up: a network namespace with a bridge,
+// the appliance inside it (full DHCP, simulated vCenter applying a site of
+// one manager and opt.Workers workers, opt.UEFI of them with EFI
+// firmware), the lab image built with the agent and the appliance's trust
+// baked in, and one QEMU VM per simulated VM, netbooting with its
+// enrollment token on its kernel line. It returns when every machine has
+// reported from the swarm; on error everything it made is removed.
 func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	if err := opt.defaults(); err != nil {
 		return nil, err
