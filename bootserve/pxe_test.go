@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/netns"
@@ -71,17 +72,6 @@ func needRealBoot(t *testing.T) {
 func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode, unknownFirst bool) *bootLab {
 	t.Helper()
 	art := bootFixture(t)
-	ns, err := netns.New(ctx, "sbpxe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ns.Close() })
-	if err := ns.AddBridge("br0", "10.77.0.1/24"); err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.AddTap("tap0", "br0"); err != nil {
-		t.Fatal(err)
-	}
 	tl := &timeline.Log{}
 	var booter bootserve.Booter = &bootserve.DirBooter{Dir: art}
 	if unknownFirst {
@@ -96,32 +86,8 @@ func startLab(t *testing.T, ctx context.Context, mode dhcp.Mode, unknownFirst bo
 			return dir.Boot(ctx, m)
 		})
 	}
-	cfg := bootserve.Config{
-		Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: mode,
-		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69",
-		Artifacts: art, StateDir: t.TempDir(), Booter: booter, RetryAfter: time.Second,
-		RouterAdverts: true, Timeline: tl, Log: testLogger(t), Do: ns.Do,
-	}
-	if mode == dhcp.ModeFull {
-		cfg.Pool = &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100).To4(), End: net.IPv4(10, 77, 0, 150).To4(),
-			Netmask: net.CIDRMask(24, 32), LeaseTime: time.Hour}
-	}
-	s, err := bootserve.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Do(s.Listen); err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server Run: %v", err)
-		}
-	})
+	ns, s := bootservetest.NetLab(t, ctx, "sbpxe", bootserve.Config{DHCP: mode, Artifacts: art, Booter: booter,
+		RetryAfter: time.Second, RouterAdverts: true, Timeline: tl, Log: testLogger(t)})
 	return &bootLab{ns: ns, server: s, tl: tl}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/bootserve"
+	"github.com/swarmboot/swarmboot/bootserve/bootservetest"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/netns"
@@ -41,43 +42,12 @@ func TestLabNetbootReset(t *testing.T) {
 	defer cancel()
 	art, _, _, _ := buildLab(t, ctx)
 
-	ns, err := netns.New(ctx, "sblab")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := ns.AddBridge("br0", "10.77.0.1/24"); err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.AddTap("tap0", "br0"); err != nil {
-		t.Fatal(err)
-	}
 	const mac = "52:54:00:77:01:01"
 	tl := &timeline.Log{}
-	s, err := bootserve.New(bootserve.Config{
-		Interface: "br0", ServerIP: net.IPv4(10, 77, 0, 1).To4(), DHCP: dhcp.ModeFull,
-		Pool: &dhcp.Pool{Start: net.IPv4(10, 77, 0, 100).To4(), End: net.IPv4(10, 77, 0, 150).To4(),
-			Netmask: net.CIDRMask(24, 32), LeaseTime: time.Hour},
-		HTTPAddr: "10.77.0.1:8080", TFTPAddr: "10.77.0.1:69", Artifacts: art, StateDir: t.TempDir(),
+	ns, _ := bootservetest.NetLab(t, ctx, "sblab", bootserve.Config{DHCP: dhcp.ModeFull, Artifacts: art,
 		Booter: &bootserve.DirBooter{Dir: art, Machines: map[string]bootserve.MachineEntry{
 			mac: {Image: "lab", Args: "swarmboot.selftest=1 swarmboot.hostname=lab-worker-1"}}},
-		RouterAdverts: true, Timeline: tl, Do: ns.Do,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.Do(s.Listen); err != nil {
-		t.Fatal(err)
-	}
-	rctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- s.Run(rctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Errorf("bootserve Run: %v", err)
-		}
-	}()
+		RouterAdverts: true, Timeline: tl})
 
 	vm, err := qemu.Start(ctx, qemu.Config{NetNS: ns.Name(), Tap: "tap0", MAC: mac, Boot: "n",
 		Disks: []string{emptyDisk(t, 1<<30)}, MemoryMiB: 1536})

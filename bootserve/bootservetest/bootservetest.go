@@ -2,7 +2,9 @@
 // appliance daemon, `swarmboot serve`, `swarmboot appliance run`) their
 // stand-in inputs: an artifacts directory holding one image and a
 // directory of iPXE loaders, and a free loopback address for the HTTP
-// server. Only tests import it.
+// server; and the QEMU boot tests their network (NetLab: a namespace with
+// a bridge and a tap, a bootserve.Server running there). Only tests import
+// it.
 //
 //	art, ipxe := bootservetest.Artifacts(t, t.TempDir(), "lab")
 //	cfg := bootserve.Config{Artifacts: art, IPXEDir: ipxe, HTTPAddr: bootservetest.FreeAddr(t)}
