@@ -18,7 +18,9 @@ import (
 	"github.com/swarmboot/swarmboot/pkg/qemu"
 )
 
-var infoRE = regexp.MustCompile(`SWARMBOOT-LAB-INFO .*`)
+// infoRE matches a whole SWARMBOOT-LAB-INFO line: the serial console is read
+// while the guest writes, so a line without its newline may be cut short.
+var infoRE = regexp.MustCompile(`SWARMBOOT-LAB-INFO [^\r\n]*\r?\n`)
 
 // TestLabNetbootReset PXE-boots the lab image from bootserve (full DHCP,
 // TFTP, HTTP) inside a network namespace, with an empty disk: the machine
@@ -61,7 +63,7 @@ func TestLabNetbootReset(t *testing.T) {
 		t.Helper()
 		for {
 			if all := infoRE.FindAllString(vm.Output(), -1); len(all) >= n {
-				return all[n-1]
+				return strings.TrimSpace(all[n-1])
 			}
 			select {
 			case <-ctx.Done():
