@@ -48,8 +48,8 @@ type RotationNode struct {
 	Group  string `json:"group"`
 	Role   string `json:"role"`
 	NodeID string `json:"node_id,omitempty"` // swarm node ID
-	From   string `json:"from,omitempty"`   // image version before
-	To     string `json:"to"`               // target image version
+	From   string `json:"from,omitempty"`    // image version before
+	To     string `json:"to"`                // target image version
 	// Step is where the node stands: pending, skipped, drain, image,
 	// reset, boot, activate, done or failed.
 	Step string `json:"step"`
