@@ -131,6 +131,9 @@ type Report struct {
 	Disk         DiskReport   `json:"disk"`
 	JoinTokens   *ManagerPush `json:"join_tokens,omitempty"`
 	Errors       []string     `json:"errors,omitempty"`
+	// OpResults answer the node operations a manager's agent was given in
+	// earlier report answers (ReportAnswer), by operation ID.
+	OpResults []NodeOpResult `json:"op_results,omitempty"`
 }
 
 // ManagerPush is what a swarmboot-managed manager's agent pushes so the

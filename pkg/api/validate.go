@@ -101,6 +101,9 @@ func (r *Report) Validate() error {
 			return errors.New("error text too long")
 		}
 	}
+	if err := validateOpResults(r.OpResults); err != nil {
+		return err
+	}
 	if p := r.JoinTokens; p != nil {
 		for name, v := range map[string]string{"cluster_id": p.ClusterID, "worker": p.Worker, "manager": p.Manager} {
 			if err := short("join_tokens."+name, v); err != nil {
@@ -138,16 +141,8 @@ func (r *Report) Validate() error {
 // Validate bounds one pushed swarm node: an ID of letters, digits, '-',
 // '_' or '.'; a role and state Docker defines; short printable strings.
 func (n *SwarmNode) Validate() error {
-	if n.ID == "" {
-		return errors.New("id missing")
-	}
-	if len(n.ID) > 128 {
-		return errors.New("id longer than 128 bytes")
-	}
-	for _, r := range n.ID {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return fmt.Errorf("id %q: only letters, digits, '-', '_' and '.'", n.ID)
-		}
+	if err := ValidateNodeID(n.ID); err != nil {
+		return err
 	}
 	for name, v := range map[string]string{"hostname": n.Hostname, "addr": n.Addr, "engine_version": n.EngineVersion} {
 		if err := short(name, v); err != nil {
