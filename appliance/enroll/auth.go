@@ -105,9 +105,9 @@ func (s *Server) forgetNode(name string) {
 	})
 }
 
-// Revoke revokes the node named name: its certificate stops working at
-// once and it cannot enroll again with its spent token.
-func (s *Server) Revoke(name string) error {
+// revokeCert revokes the node named name: its certificate stops working
+// at once and it cannot enroll again with its spent token.
+func (s *Server) revokeCert(name string) error {
 	s.init()
 	err := s.Store.Update(func(tx *store.Tx) error {
 		if err := tx.RevokeNode(name, s.Now()); err != nil {

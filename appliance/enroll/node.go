@@ -61,6 +61,8 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 		return
 	}
 	now := s.Now()
+	opResults := rep.OpResults
+	rep.OpResults = nil // delivered to the waiting calls, not stored
 	if push := rep.JoinTokens; push != nil {
 		s.acceptPush(n, &rep)
 		rep.JoinTokens = nil // secrets stay in memory, never in the store
@@ -84,7 +86,28 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 			Detail: fmt.Sprintf("in the swarm as %s, node %s", rep.Swarm.Role, rep.Swarm.NodeID)})
 	}
 	s.queueReport(n.Name, raw, rep.Swarm.NodeID, now, events)
+	rep.OpResults = opResults
+	if ops := s.reportOps(n, &rep, now); len(ops) > 0 {
+		writeJSON(w, http.StatusOK, api.ReportAnswer{Ops: ops})
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// reportOps takes the results a manager's report carries and returns the
+// node operations for it (ops.go). Only a node the appliance made manager,
+// active in the swarm with control available, and only for a swarm
+// swarmboot made (an existing swarm's manager is asked directly), gets
+// any; results from any other node are logged and dropped.
+func (s *Server) reportOps(n *store.Node, rep *api.Report, now time.Time) []api.NodeOp {
+	if s.Swarm != nil || n.Role != api.RoleManager || rep.Swarm.State != "active" || !rep.Swarm.ControlAvailable {
+		if len(rep.OpResults) > 0 {
+			s.Log.Warn("node operation results from a node that is not an active manager: ignored", "node", n.Name, "results", len(rep.OpResults))
+		}
+		return nil
+	}
+	s.takeResults(n.Name, rep.OpResults)
+	return s.takeOps(n.Name, now)
 }
 
 // summary is the report's one-line timeline form.

@@ -61,6 +61,15 @@ type Server struct {
 	// MemberGrace is how much newer than a node's join a swarm member list
 	// must be before "not listed" means "removed" (default 10 s).
 	MemberGrace time.Duration
+	// OpTake is how long a node operation (SetAvailability, Remove) waits
+	// for a manager agent to take it, and how recently one must have
+	// reported for an operation to be queued at all (default 90 s: three
+	// heartbeats).
+	OpTake time.Duration
+	// RevokeWait is how long Revoke waits for a manager to take the
+	// revoked node out of the swarm before it returns (default 20 s; the
+	// removal goes on in the background up to OpTake more).
+	RevokeWait time.Duration
 
 	pushed   swarm.Pushed
 	initOnce sync.Once
@@ -68,6 +77,7 @@ type Server struct {
 	auth     sync.Map // key fingerprint/serial → authEntry (auth.go)
 	authN    atomic.Int64
 	authGen  atomic.Int64 // bumped by every forgetNode
+	ops      opQueue      // node operations for manager agents (ops.go)
 }
 
 func (s *Server) init() {
@@ -83,6 +93,12 @@ func (s *Server) init() {
 		}
 		if s.MemberGrace == 0 {
 			s.MemberGrace = 10 * time.Second
+		}
+		if s.OpTake == 0 {
+			s.OpTake = 90 * time.Second
+		}
+		if s.RevokeWait == 0 {
+			s.RevokeWait = 20 * time.Second
 		}
 		if s.FlushEvery == 0 {
 			s.FlushEvery = time.Second
