@@ -14,13 +14,17 @@ import (
 	"sort"
 	"time"
 
+	"github.com/swarmboot/swarmboot/images/build/imageversion"
 	"github.com/swarmboot/swarmboot/images/initrd"
 	"github.com/swarmboot/swarmboot/pkg/version"
 )
 
 // Manifest describes one build; it is written as NAME.manifest.json.
 type Manifest struct {
-	Name             string     `json:"name"`
+	Name string `json:"name"`
+	// Version is the build's version (see version.go), also written to
+	// NAME.version and into the image as imageversion.Path.
+	Version          string     `json:"version"`
 	SwarmbootVersion string     `json:"swarmbootVersion"`
 	BuildTime        time.Time  `json:"buildTime"`
 	Cmdline          string     `json:"cmdline"`
@@ -47,7 +51,7 @@ func (m *Manifest) files() []string {
 	for _, a := range m.Artifacts {
 		f = append(f, a.File)
 	}
-	return append(f, m.Name+".manifest.json")
+	return append(f, VersionFile(m.Name), m.Name+".manifest.json")
 }
 
 // builder holds the temporary files of one build.
@@ -60,6 +64,7 @@ type builder struct {
 	initrdPath string
 	initrdSize int64
 	initrdSum  []byte
+	version    string
 }
 
 func (b *builder) cleanup() {
@@ -135,9 +140,16 @@ func (b *builder) initrd(ctx context.Context, src Source) (*Rootfs, error) {
 	}
 	b.p.step("rootfs: assembling %s", b.opt.Name)
 	cw := &countingWriter{w: w, p: b.p}
-	rfs, err := src.Assemble(ctx, cw)
+	vh := newVersionHash(cw)
+	rfs, err := src.Assemble(ctx, vh)
 	if err != nil {
 		return nil, fmt.Errorf("build %s: %w", b.opt.Name, err)
+	}
+	if b.version, err = vh.finish(b.opt.Name, rfs); err != nil {
+		return nil, fmt.Errorf("build %s: %w", b.opt.Name, err)
+	}
+	if err := writeVersionEntry(w, b.version); err != nil {
+		return nil, fmt.Errorf("build %s: version file: %w", b.opt.Name, err)
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -184,9 +196,9 @@ func (b *builder) prependUcode(ucode []byte) error {
 }
 
 // publish hashes the artifacts, renames the kept temporary files to their
-// final names and writes the manifest last.
+// final names, then writes NAME.version and the manifest last.
 func (b *builder) publish(m *Manifest) error {
-	m.SwarmbootVersion = version.Version
+	m.SwarmbootVersion, m.Version = version.Version, b.version
 	for i := range m.Artifacts {
 		a := &m.Artifacts[i]
 		path := filepath.Join(b.opt.OutDir, a.File)
@@ -211,11 +223,18 @@ func (b *builder) publish(m *Manifest) error {
 			return fmt.Errorf("build: %w", err)
 		}
 	}
+	tmp, err := b.writeTemp(VersionFile(m.Name), imageversion.Line(m.Version))
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(b.opt.OutDir, VersionFile(m.Name))); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := b.writeTemp(m.Name+".manifest.json", append(data, '\n'))
+	tmp, err = b.writeTemp(m.Name+".manifest.json", append(data, '\n'))
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,9 @@
 // Package build turns a root filesystem stream into the boot artifacts of
 // one image: NAME-kernel, NAME-initrd.img (gzip'd newc), NAME-cmdline, the
-// hybrid BIOS/UEFI NAME.iso and NAME.manifest.json (image digests, sha256
-// and size of every artifact, build time, swarmboot version). Every file is
+// hybrid BIOS/UEFI NAME.iso, NAME.version (the build's version, see
+// ReadVersion; also baked into the image) and NAME.manifest.json (image
+// digests, sha256 and size of every artifact, build time, swarmboot
+// version). Every file is
 // written to a temporary name and renamed; the same inputs give the same
 // bytes (timestamps come from SOURCE_DATE_EPOCH or the Unix epoch).
 package build
@@ -19,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/swarmboot/swarmboot/images/build/imageversion"
 	"github.com/swarmboot/swarmboot/images/iso"
 	"github.com/swarmboot/swarmboot/images/rootfs"
 )
@@ -90,6 +93,9 @@ func (o *Options) check() error {
 	}
 	if o.Name == "" || strings.ContainsAny(o.Name, "/\\") || strings.HasPrefix(o.Name, ".") {
 		return fmt.Errorf("%w: name %q: want a plain file name prefix", ErrOptions, o.Name)
+	}
+	if err := imageversion.CheckName(o.Name); err != nil { // the name is part of the version
+		return fmt.Errorf("%w: name %q: %w", ErrOptions, o.Name, err)
 	}
 	if o.OutDir == "" {
 		return fmt.Errorf("%w: no output directory", ErrOptions)
@@ -197,6 +203,6 @@ func Build(ctx context.Context, src Source, opt Options) (*Manifest, error) {
 	if err := b.publish(m); err != nil {
 		return nil, err
 	}
-	p.step("built %s in %s: %s", opt.Name, time.Since(start).Round(time.Millisecond), strings.Join(m.files(), ", "))
+	p.step("built %s (version %s) in %s: %s", opt.Name, m.Version, time.Since(start).Round(time.Millisecond), strings.Join(m.files(), ", "))
 	return m, nil
 }

@@ -81,7 +81,7 @@ func TestBuildAllFormats(t *testing.T) {
 			t.Errorf("%s: mode %v, mtime %v; want 0644 and now (%v)", e.Name(), fi.Mode(), fi.ModTime(), err)
 		}
 	}
-	want := []string{"node-cmdline", "node-initrd.img", "node-kernel", "node.iso", "node.manifest.json"}
+	want := []string{"node-cmdline", "node-initrd.img", "node-kernel", "node.iso", "node.manifest.json", "node.version"}
 	if !slices.Equal(names, want) {
 		t.Errorf("output directory holds %v, want %v (no temporary files)", names, want)
 	}
@@ -124,7 +124,7 @@ func TestDeterministic(t *testing.T) {
 		outs = append(outs, out)
 		time.Sleep(1100 * time.Millisecond) // a wall-clock second passes between builds
 	}
-	for _, f := range []string{"n-kernel", "n-initrd.img", "n-cmdline", "n.iso", "n.manifest.json"} {
+	for _, f := range []string{"n-kernel", "n-initrd.img", "n-cmdline", "n.iso", "n.manifest.json", "n.version"} {
 		a, err := os.ReadFile(filepath.Join(outs[0], f))
 		if err != nil {
 			t.Fatal(err)
@@ -148,12 +148,12 @@ func TestISOOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	ents, _ := os.ReadDir(out)
-	if len(ents) != 2 {
+	if len(ents) != 3 {
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
-		t.Errorf("want x.iso and x.manifest.json only, got %v", names)
+		t.Errorf("want x.iso, x.manifest.json and x.version only, got %v", names)
 	}
 }
 
@@ -164,6 +164,8 @@ func TestBadOptions(t *testing.T) {
 		{Name: "../x", OutDir: "o"},
 		{Name: "x", OutDir: ""},
 		{Name: "x", OutDir: "o", Formats: []string{"qcow2"}},
+		{Name: "x@1", OutDir: "o"},
+		{Name: "two words", OutDir: "o"},
 	} {
 		if _, err := Build(context.Background(), DirSource{}, opt); err == nil {
 			t.Errorf("%+v accepted", opt)

@@ -54,8 +54,8 @@ func TestUcodeFirst(t *testing.T) {
 			t.Errorf("manifest initrd %s/%d, file %x/%d", a.SHA256, a.Size, sum, len(data))
 		}
 	}
-	if ents, _ := os.ReadDir(out); len(ents) != 4 {
-		t.Errorf("%d files in the output directory, want 4 (no temporaries)", len(ents))
+	if ents, _ := os.ReadDir(out); len(ents) != 5 {
+		t.Errorf("%d files in the output directory, want 5 (no temporaries)", len(ents))
 	}
 }
 
