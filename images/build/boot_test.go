@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
 	"github.com/swarmboot/swarmboot/images/imagetest"
 	"github.com/swarmboot/swarmboot/images/store"
 	"github.com/swarmboot/swarmboot/images/yml"
@@ -31,7 +34,7 @@ func fixtureYML(t *testing.T, fx imagetest.Fixture) string {
 	return p
 }
 
-func buildFixture(t *testing.T, s *store.Store, ymlPath, out string) *Manifest {
+func buildFixture(t *testing.T, s *store.Store, ymlPath, out string, formats ...string) *Manifest {
 	t.Helper()
 	cfg, err := yml.Load(ymlPath)
 	if err != nil {
@@ -40,7 +43,7 @@ func buildFixture(t *testing.T, s *store.Store, ymlPath, out string) *Manifest {
 	if err := CheckImages(t.Context(), cfg, s, store.DefaultPlatform, false); err != nil {
 		t.Fatal(err)
 	}
-	m, err := Build(t.Context(), FromYML(cfg, s, store.DefaultPlatform), Options{Name: "fx", OutDir: out, Epoch: time.Unix(1700000000, 0)})
+	m, err := Build(t.Context(), FromYML(cfg, s, store.DefaultPlatform), Options{Name: "fx", OutDir: out, Epoch: time.Unix(1700000000, 0), Formats: formats})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +74,36 @@ func TestFixtureDeterministic(t *testing.T) {
 		if !bytes.Equal(x, y) {
 			t.Errorf("%s differs between two builds", f)
 		}
+	}
+	// The version: the same in both builds, in NAME.version and inside
+	// the image; an image with a new digest (same files) makes a new one.
+	v, err := ReadVersion(a, "fx")
+	if err != nil || v != m.Version {
+		t.Fatalf("ReadVersion = %q, %v; manifest %q", v, err, m.Version)
+	}
+	entries := initrdEntries(t, filepath.Join(a, "fx-initrd.img"))
+	if last := entries[len(entries)-1]; last.name != "etc/swarmboot/image-version" || last.data != v+"\n" {
+		t.Errorf("initrd ends with %q = %q, want the version file with %q", last.name, last.data, v)
+	}
+	img, err := s.Image(fx.Onboot, store.DefaultPlatform)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err = mutate.CreatedAt(img, v1.Time{Time: time.Unix(1800000000, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const newRef = "swarmboot/fixture-onboot:rebuilt"
+	if err := s.Write(newRef, img); err != nil {
+		t.Fatal(err)
+	}
+	y2 := filepath.Join(t.TempDir(), "fixture.yml")
+	yml2, _ := os.ReadFile(y)
+	if err := os.WriteFile(y2, bytes.Replace(yml2, []byte(fx.Onboot), []byte(newRef), 1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m2 := buildFixture(t, s, y2, t.TempDir(), FormatKernelInitrd); m2.Version == m.Version {
+		t.Errorf("onboot image with a new digest: version %s unchanged", m2.Version)
 	}
 	if len(m.Images) != 4 {
 		t.Errorf("manifest images %+v, want the 4 fixture images", m.Images)
