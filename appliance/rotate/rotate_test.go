@@ -1,0 +1,297 @@
+package rotate
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+var (
+	oldV = "old@111111111111"
+	newV = "new@222222222222"
+)
+
+func workers(w *world, names ...string) {
+	for _, n := range names {
+		w.add(n, "workers", api.RoleWorker, "old", oldV)
+	}
+}
+
+// TestRollOrderStepsAndRecord rolls three workers and three managers:
+// workers first, the leader last, each node drain → image → reset →
+// activate, never two nodes down at once; every VM boots the new image
+// afterwards, the store records a finished roll and rotate events.
+func TestRollOrderStepsAndRecord(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	workers(w, "w2", "w1", "w3")
+	w.add("m1", "managers", api.RoleManager, "old", oldV).leader = true
+	w.add("m2", "managers", api.RoleManager, "old", oldV)
+	w.add("m3", "managers", api.RoleManager, "old", oldV)
+	var mu sync.Mutex
+	var progress []Progress
+	rot, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"managers", "new"}, {"workers", "new"}}, Timeout: 5 * time.Second},
+		func(p Progress) { mu.Lock(); progress = append(progress, p); mu.Unlock() })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, n := range []string{"w1", "w2", "w3", "m2", "m3", "m1"} {
+		want = append(want, "drain "+n, "image "+n+" new", "reset "+n, "activate "+n)
+	}
+	if got := w.callLog(); !slices.Equal(got, want) {
+		t.Errorf("calls\n got %q\nwant %q", got, want)
+	}
+	if w.maxDn != 1 {
+		t.Errorf("%d nodes down at once, want 1", w.maxDn)
+	}
+	if rot.State != store.RotationDone || len(rot.Nodes) != 6 || w.rotation().State != store.RotationDone {
+		t.Errorf("roll %+v, want done with 6 nodes in the store too", rot)
+	}
+	for _, name := range []string{"w1", "m1"} {
+		if n := w.node(name); n.version != newV || n.avail != api.AvailabilityActive {
+			t.Errorf("%s: %+v, want on %s and active", name, n, newV)
+		}
+	}
+	err = w.st.View(func(tx *store.Tx) error {
+		vm, err := tx.VM("w3")
+		if err != nil {
+			return err
+		}
+		if vm.Image != "new" {
+			t.Errorf("w3 boots %q, want new", vm.Image)
+		}
+		evs, err := tx.Events(vm.MAC)
+		var steps []string
+		for _, e := range evs {
+			if e.Kind == EventKind {
+				steps = append(steps, strings.SplitN(e.Detail, ":", 2)[0])
+			}
+		}
+		if want := []string{"drain", "image", "reset", "boot", "activate", "done"}; !slices.Equal(steps, want) {
+			t.Errorf("w3 rotate events %q, want %q", steps, want)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(progress) < 2 || progress[0].Step != "start" || progress[len(progress)-1].Step != "done" {
+		t.Errorf("progress %v: want start … done", progress)
+	}
+}
+
+// TestSkipAndResumeAfterCrash: the appliance died while w2 was booting
+// (it came back on the new image but is still drained); the next start
+// marks the roll interrupted, and the same roll again skips w1 (done),
+// only activates w2 and rolls w3. A node someone else drained stays so.
+func TestSkipAndResumeAfterCrash(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.add("w1", "workers", api.RoleWorker, "new", newV)
+	w2 := w.add("w2", "workers", api.RoleWorker, "new", newV)
+	w2.avail = api.AvailabilityDrain
+	workers(w, "w3")
+	w4 := w.add("w4", "workers", api.RoleWorker, "new", newV)
+	w4.avail = api.AvailabilityDrain
+	crashed := store.Rotation{ID: "x", State: store.RotationRunning, Nodes: []store.RotationNode{
+		{VM: "w1", Step: "done"}, {VM: "w2", Step: "boot", Drained: true}, {VM: "w3", Step: "pending"}}}
+	if err := w.st.Update(func(tx *store.Tx) error { return tx.PutRotation(crashed) }); err != nil {
+		t.Fatal(err)
+	}
+	marked, err := Interrupted(w.st, time.Now())
+	if err != nil || marked == nil || w.rotation().State != store.RotationInterrupted || !strings.Contains(marked.Message, "w2 (step boot)") {
+		t.Fatalf("Interrupted: %+v, %v; want the running roll marked, naming w2", marked, err)
+	}
+	if again, err := Interrupted(w.st, time.Now()); err != nil || again != nil {
+		t.Errorf("Interrupted twice: %+v, %v; want nothing to mark", again, err)
+	}
+
+	rot, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"activate w2", "drain w3", "image w3 new", "reset w3", "activate w3"}
+	if got := w.callLog(); !slices.Equal(got, want) {
+		t.Errorf("resumed calls %q, want %q", got, want)
+	}
+	steps := map[string]string{}
+	for _, n := range rot.Nodes {
+		steps[n.VM] = n.Step
+	}
+	if steps["w1"] != "skipped" || steps["w2"] != "done" || steps["w3"] != "done" || steps["w4"] != "skipped" {
+		t.Errorf("steps %v", steps)
+	}
+	if w.node("w4").avail != api.AvailabilityDrain {
+		t.Error("w4, drained by someone else, was activated")
+	}
+}
+
+// TestTimeoutLeavesNodeDrained: w2 never comes back; the roll stops at it
+// after the timeout, w2 stays drained, w3 is not touched, and the error
+// and the store say what to do.
+func TestTimeoutLeavesNodeDrained(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	workers(w, "w1", "w2", "w3")
+	w.back = func(n *fakeNode, v string) (string, string, bool) { return v, n.id, n.name != "w2" }
+	rot, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 300 * time.Millisecond}, nil)
+	if !errors.Is(err, ErrStopped) || rot == nil {
+		t.Fatalf("err = %v, want ErrStopped", err)
+	}
+	for _, s := range []string{"w2", "timed out", "step boot", "stays drained", "rotate again", "docker node update --availability active id-w2", "no report since the reset"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q lacks %q", err, s)
+		}
+	}
+	if slices.Contains(w.callLog(), "drain w3") {
+		t.Error("w3 was drained after w2 stopped the roll")
+	}
+	if n := w.node("w2"); n.avail != api.AvailabilityDrain {
+		t.Errorf("w2 %s, want left drained", n.avail)
+	}
+	st := w.rotation()
+	if st.State != store.RotationStopped || st.Nodes[1].VM != "w2" || st.Nodes[1].Step != "failed" || !st.Nodes[1].Drained ||
+		st.Nodes[2].Step != "pending" || !strings.Contains(st.Message, "stays drained") || rot.State != store.RotationStopped {
+		t.Errorf("stored roll %+v", st)
+	}
+}
+
+// TestWrongComeback: a node that boots the wrong version, or comes back
+// as a new swarm node, stops the roll at once (no waiting out the
+// timeout), drained.
+func TestWrongComeback(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		back func(n *fakeNode, v string) (string, string, bool)
+		want string
+	}{
+		{"old version", func(n *fakeNode, v string) (string, string, bool) { return oldV, n.id, true }, "came back with image version " + oldV + ", want " + newV},
+		{"new node id", func(n *fakeNode, v string) (string, string, bool) { return v, "id-fresh", true }, "docker node rm id-w1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := newWorld(t)
+			workers(w, "w1", "w2")
+			w.back = tc.back
+			start := time.Now()
+			_, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: time.Minute}, nil)
+			if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "stays drained") {
+				t.Fatalf("err = %v, want stopped with %q", err, tc.want)
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Errorf("took %s: a wrong comeback must not wait for the timeout", time.Since(start))
+			}
+			if slices.Contains(w.callLog(), "drain w2") || w.node("w1").avail != api.AvailabilityDrain {
+				t.Errorf("calls %q: want the roll stopped at w1, drained", w.callLog())
+			}
+		})
+	}
+}
+
+// TestManagerQuorum: a single manager, or one of three with another down,
+// is refused before anything is touched; --allow-quorum-loss rolls the
+// single manager.
+func TestManagerQuorum(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.add("m1", "managers", api.RoleManager, "old", oldV).leader = true
+	r := w.roller()
+	req := Request{Targets: []Target{{"managers", "new"}}, Timeout: 5 * time.Second}
+	_, err := r.Run(context.Background(), req, nil)
+	if !errors.Is(err, ErrQuorum) || !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "0 of 1 managers") || !strings.Contains(err.Error(), "--allow-quorum-loss") {
+		t.Fatalf("single manager: %v, want a quorum refusal", err)
+	}
+	if len(w.callLog()) != 0 {
+		t.Fatalf("refused roll touched nodes: %q", w.callLog())
+	}
+	req.AllowQuorumLoss = true
+	if _, err := r.Run(context.Background(), req, nil); err != nil {
+		t.Fatalf("single manager, quorum loss allowed: %v", err)
+	}
+
+	w3 := newWorld(t)
+	w3.add("m1", "managers", api.RoleManager, "old", oldV)
+	w3.add("m2", "managers", api.RoleManager, "old", oldV)
+	w3.add("m3", "managers", api.RoleManager, "old", oldV).state = api.NodeDown
+	_, err = w3.roller().Plan(context.Background(), Request{Targets: []Target{{"managers", "new"}}})
+	if !errors.Is(err, ErrQuorum) || !strings.Contains(err.Error(), "down already: m3") {
+		t.Errorf("one of three managers down: %v, want a quorum refusal naming m3", err)
+	}
+}
+
+// TestPlanRefusals: what cannot be rolled is refused with what to do.
+func TestPlanRefusals(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	workers(w, "w1")
+	w.add("c1", "cdrom", api.RoleWorker, "docker.iso", oldV)
+	w.add("p1", "pxeiso", api.RoleWorker, "old", oldV)
+	if err := w.st.Update(func(tx *store.Tx) error {
+		return tx.PutVM(store.VM{Name: "lonely", Group: "lonely", Role: api.RoleWorker, Image: "old", MAC: "52:54:00:00:00:99"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r := w.roller()
+	r.Boot = func(g string) string {
+		if g == "pxeiso" {
+			return "iso"
+		}
+		return ""
+	}
+	for _, tc := range []struct {
+		name string
+		t    Target
+		is   error
+		want string
+	}{
+		{"iso image", Target{"cdrom", "new"}, ErrISO, "swarmboot push the new ISO"},
+		{"iso group", Target{"pxeiso", "new"}, ErrISO, "boot: pxe"},
+		{"no such group", Target{"nope", "new"}, ErrRefused, "swarmboot apply"},
+		{"not built", Target{"workers", "newer"}, ErrRefused, "swarmboot build --name newer"},
+		{"a path", Target{"workers", "out/new.iso"}, ErrRefused, "not a build name"},
+		{"never enrolled", Target{"lonely", "new"}, ErrRefused, "no enrolled node"},
+	} {
+		_, err := r.Plan(context.Background(), Request{Targets: []Target{tc.t}})
+		if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %v with %q", tc.name, err, tc.is, tc.want)
+		}
+	}
+	p, err := r.Plan(context.Background(), Request{Targets: []Target{{"workers", "new"}}})
+	if err != nil || len(p.Nodes) != 1 || p.Nodes[0].Action != ActionRoll || p.Nodes[0].From != oldV || p.Nodes[0].To != newV {
+		t.Fatalf("plan %+v, %v", p, err)
+	}
+	if l := p.Lines(); len(l) != 1 || !strings.Contains(l[0], "w1 (worker, group workers): "+oldV+" → "+newV) {
+		t.Errorf("lines %q", l)
+	}
+	if len(w.callLog()) != 0 {
+		t.Errorf("planning touched nodes: %q", w.callLog())
+	}
+}
+
+// FuzzParseVersion: a version file's content is either refused or one
+// bounded line of printable characters.
+func FuzzParseVersion(f *testing.F) {
+	for _, s := range []string{"worker@3f2a9c1d0b7e\n", "", "\n", "a b", "x\ny\n", "\x1b[2J", strings.Repeat("v", 200)} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := parseVersion(b)
+		if err != nil {
+			return
+		}
+		if v == "" || len(v) > maxVersion || strings.ContainsAny(v, " \n\r\t\x00\x1b") {
+			t.Fatalf("accepted %q from %q", v, b)
+		}
+	})
+}
