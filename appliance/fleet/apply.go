@@ -2,16 +2,11 @@ package fleet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
 
-	"github.com/google/uuid"
-	"github.com/vmware/govmomi/object"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
@@ -90,20 +85,30 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 			now[vms[i].Name] = &vms[i]
 		}
 	}
+	// Every create's token hash is stored in one transaction (one fsync),
+	// before any of those VMs exists.
+	specs, err := f.storeTokens(p, now)
+	if err != nil {
+		return res, err
+	}
+	// The creates share their task waits: one read per round for all.
+	w := f.VS.NewWaiter()
+	defer w.Close()
 	var powerOn []*vsphere.VM // created VMs and VMs found off: one power-on call
+	var created []created
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.parallel())
 	for _, c := range p.Changes {
 		switch c.Action {
 		case Create:
 			g.Go(func() error {
-				vm, err := f.createOne(gctx, p, folder, c, now[c.Name])
+				vm, err := f.createOne(gctx, p, folder, w, c, specs[c.Name], now[c.Name])
 				if err != nil {
 					return err
 				}
-				add(&res.Created, c.Name)
 				mu.Lock()
-				powerOn = append(powerOn, vm)
+				created = append(created, vm)
+				powerOn = append(powerOn, vm.vm)
 				mu.Unlock()
 				return nil
 			})
@@ -124,7 +129,22 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 			res.Rotate = append(res.Rotate, c.Name)
 		}
 	}
-	err := g.Wait()
+	err = g.Wait()
+	// The records of the VMs made (also when another create failed) go in
+	// one transaction; a VM created but not recorded (a kill right here)
+	// is recorded by the next run's sync.
+	if rerr := f.record(created); err == nil {
+		err = rerr
+	}
+	for _, c := range created {
+		res.Created = append(res.Created, c.vm.Name)
+	}
+	sort.Slice(created, func(i, j int) bool { return created[i].vm.Name < created[j].vm.Name })
+	for _, c := range created {
+		if err == nil {
+			err = f.at(c.vm.Name, "recorded")
+		}
+	}
 	if err == nil && len(powerOn) > 0 {
 		if err = f.VS.PowerOnMany(ctx, p.Placement.Datacenter, powerOn); err == nil {
 			f.progress("%d VMs powered on", len(powerOn))
@@ -145,127 +165,6 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 		}
 	}
 	return res, nil
-}
-
-// newToken returns a fresh one-time enrollment token (256 random bits).
-func newToken() string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// createOne makes one VM. The token's hash is stored, bound to the BIOS
-// UUID we choose, before the VM exists, so a VM a killed run created is
-// always enrollable; tokens that never reached a VM are removed by sync.
-func (f *Fleet) createOne(ctx context.Context, p *Plan, folder *object.Folder, c Change, vm *vsphere.VM) (*vsphere.VM, error) {
-	g := c.Group
-	log := f.log().With("vm", c.Name)
-	token := newToken()
-	spec := vsphere.VMSpec{Name: c.Name, Group: g.Name, Role: g.Role, Index: c.Index, CPUs: g.CPUs, MemoryMiB: g.MemoryMiB,
-		DiskGiB: g.DiskGiB, GuestID: g.GuestID, Firmware: g.Firmware, Boot: g.Boot, ISO: c.Image, Token: token,
-		BIOSUUID: uuid.NewString(), InstanceUUID: uuid.NewString(), Image: g.Image}
-	if g.Boot == "iso" {
-		spec.Image = c.Image
-	}
-	// vm is what Apply found under this name just before creating: a VM a
-	// killed run created is adopted (vCenter would also refuse a second VM
-	// of that name in the folder; the simulator would not).
-	var err error
-	switch {
-	case vm != nil && !vm.Managed:
-		return nil, fmt.Errorf("vm %s: appeared in %s meanwhile but was not created by swarmboot: rename or remove it", c.Name, folder.InventoryPath)
-	case vm != nil:
-		vm, err = f.adoptVM(ctx, vm)
-	default:
-		if err := f.storeToken(c.Name, token, spec.BIOSUUID); err != nil {
-			return nil, err
-		}
-		if err := f.at(c.Name, "token-stored"); err != nil {
-			return nil, err
-		}
-		vm, err = f.VS.CreateVM(ctx, p.Placement, folder, spec)
-		if errors.Is(err, vsphere.ErrExists) {
-			vm, err = f.adopt(ctx, folder, c.Name, err)
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	log.Info("created", "group", g.Name, "mac", vm.MAC, "bios_uuid", vm.BIOSUUID)
-	if err := f.at(c.Name, "created"); err != nil {
-		return nil, err
-	}
-	if err := f.record(vm, "vm-created", fmt.Sprintf("group %s, %s boot, image %s", g.Name, g.Boot, orNone(spec.Image))); err != nil {
-		return nil, err
-	}
-	if err := f.at(c.Name, "recorded"); err != nil {
-		return nil, err
-	}
-	f.progress("%s created (mac %s)", c.Name, vm.MAC)
-	return vm, nil
-}
-
-// storeToken records the hash of token for the VM name will get.
-func (f *Fleet) storeToken(name, token, biosUUID string) error {
-	err := f.Store.Batch(func(tx *store.Tx) error {
-		return tx.PutToken(store.Token{Hash: store.HashToken(token), VM: name, BIOSUUID: biosUUID, Expires: f.now().Add(f.ttl())})
-	})
-	if err != nil {
-		return fmt.Errorf("vm %s: store token: %w", name, err)
-	}
-	return nil
-}
-
-// adopt returns the VM named name in folder when swarmboot owns it.
-func (f *Fleet) adopt(ctx context.Context, folder *object.Folder, name string, cause error) (*vsphere.VM, error) {
-	vms, err := f.VS.List(ctx, folder)
-	if err != nil {
-		return nil, err
-	}
-	for i := range vms {
-		if vms[i].Name == name && vms[i].Managed {
-			return f.adoptVM(ctx, &vms[i])
-		}
-	}
-	if cause == nil {
-		cause = fmt.Errorf("vm %s: vanished while adopting it; run apply again", name)
-	}
-	return nil, cause
-}
-
-// adoptVM takes over a VM an interrupted run created, fixing its boot order.
-func (f *Fleet) adoptVM(ctx context.Context, listed *vsphere.VM) (*vsphere.VM, error) {
-	f.log().Info("adopting a VM an earlier, interrupted apply created", "vm", listed.Name)
-	vm, err := f.VS.Get(ctx, listed.Ref) // with its devices and MAC
-	if err != nil {
-		return nil, err
-	}
-	if g := f.Site.Group(vm.Group); g != nil && vm.BootFirst == "" {
-		if err := f.VS.SetBootOrder(ctx, vm, g.Boot); err != nil {
-			return nil, err
-		}
-	}
-	return vm, nil
-}
-
-// record writes (or refreshes) the store record of vm.
-func (f *Fleet) record(vm *vsphere.VM, kind, detail string) error {
-	return f.Store.Batch(func(tx *store.Tx) error {
-		old, err := tx.VM(vm.Name)
-		created := f.now()
-		if err == nil && old.BIOSUUID == vm.BIOSUUID {
-			created = old.Created
-		}
-		rec := store.VM{Name: vm.Name, Group: vm.Group, Role: vm.Role, Image: vm.Image, MAC: vm.MAC,
-			BIOSUUID: vm.BIOSUUID, InstanceUUID: vm.InstanceUUID, MoRef: vm.Ref.Value, Created: created}
-		if err := tx.PutVM(rec); err != nil {
-			return err
-		}
-		if kind == "" {
-			return nil
-		}
-		return tx.AppendEvent(store.Event{Time: f.now(), MAC: vm.MAC, VM: vm.Name, Kind: kind, Detail: detail})
-	})
 }
 
 // updateOne reconfigures a powered-off VM, fixes its boot order and powers it on.

@@ -7,9 +7,11 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/vmware/govmomi/find"
 	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/vim25/types"
 
 	"github.com/swarmboot/swarmboot/appliance/site"
 )
@@ -23,6 +25,25 @@ type Placement struct {
 	VMFolder   *object.Folder // the datacenter's root VM folder
 	FolderPath string         // inventory path of the site's folder (may not exist yet)
 	finder     *find.Finder
+
+	backingMu sync.Mutex
+	backing   types.BaseVirtualDeviceBackingInfo // the network's NIC backing, read once
+}
+
+// networkBacking is the NIC backing of p's network, read from vCenter once
+// per Placement (it was a round trip per created VM).
+func (p *Placement) networkBacking(ctx context.Context) (types.BaseVirtualDeviceBackingInfo, error) {
+	p.backingMu.Lock()
+	defer p.backingMu.Unlock()
+	if p.backing != nil {
+		return p.backing, nil
+	}
+	b, err := p.Network.EthernetCardBackingInfo(ctx)
+	if err != nil {
+		return nil, Explain(err, "read backing of", "network "+p.Network.GetInventoryPath())
+	}
+	p.backing = b
+	return b, nil
 }
 
 // Resolve finds the site's datacenter, datastore, resource pool and network.

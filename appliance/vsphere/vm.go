@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/object"
@@ -71,6 +70,24 @@ func (c *Client) Object(vm *VM) *object.VirtualMachine {
 // sets the boot order (network first for pxe, CD-ROM first for iso) and
 // returns the VM as vCenter now sees it. It does not power it on.
 func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec) (*VM, error) {
+	return c.createVM(ctx, p, folder, s, c.wait)
+}
+
+// CreateVM is Client.CreateVM with its task waits shared with the
+// Waiter's other tasks.
+func (w *Waiter) CreateVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec) (*VM, error) {
+	return w.c.createVM(ctx, p, folder, s, w.Wait)
+}
+
+// SetBootOrder is Client.SetBootOrder with its task wait shared with the
+// Waiter's other tasks.
+func (w *Waiter) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
+	return w.c.setBootOrder(ctx, vm, boot, w.Wait)
+}
+
+type waitFunc func(context.Context, *object.Task) (*types.TaskInfo, error)
+
+func (c *Client) createVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec, wait waitFunc) (*VM, error) {
 	obj := "VM " + s.Name
 	var devices object.VirtualDeviceList
 	scsi, err := devices.CreateSCSIController("pvscsi")
@@ -90,9 +107,9 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	}
 	devices.AssignController(disk, scsi.(types.BaseVirtualController))
 	devices = append(devices, disk)
-	backing, err := p.Network.EthernetCardBackingInfo(ctx)
+	backing, err := p.networkBacking(ctx)
 	if err != nil {
-		return nil, Explain(err, "read backing of", "network "+p.Network.GetInventoryPath())
+		return nil, err
 	}
 	nic, err := devices.CreateEthernetCard("vmxnet3", backing)
 	if err != nil {
@@ -143,7 +160,7 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	if err != nil {
 		return nil, Explain(err, "create", obj)
 	}
-	info, err := c.wait(ctx, task)
+	info, err := wait(ctx, task)
 	if err != nil {
 		return nil, Explain(err, "create", obj)
 	}
@@ -161,7 +178,7 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 	if err != nil {
 		return nil, err
 	}
-	if err := c.SetBootOrder(ctx, vm, s.Boot); err != nil {
+	if err := c.setBootOrder(ctx, vm, s.Boot, wait); err != nil {
 		return vm, err
 	}
 	return vm, nil
@@ -170,6 +187,10 @@ func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Fold
 // SetBootOrder puts the network first (pxe) or the CD-ROM first (iso),
 // then the disk.
 func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
+	return c.setBootOrder(ctx, vm, boot, c.wait)
+}
+
+func (c *Client) setBootOrder(ctx context.Context, vm *VM, boot string, wait waitFunc) error {
 	o := c.Object(vm)
 	devices := vm.devices
 	if devices == nil {
@@ -185,7 +206,7 @@ func (c *Client) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 	opts := &types.VirtualMachineBootOptions{BootOrder: devices.BootOrder([]string{first, "disk"})}
 	task, err := o.Reconfigure(ctx, types.VirtualMachineConfigSpec{BootOptions: opts})
 	if err == nil {
-		_, err = c.wait(ctx, task)
+		_, err = wait(ctx, task)
 	}
 	if err != nil {
 		return Explain(err, "set boot order of", "VM "+vm.Name)
@@ -352,54 +373,4 @@ func (c *Client) WaitIP(ctx context.Context, vm *VM) (string, error) {
 	}
 	vm.IP = ip
 	return ip, nil
-}
-
-// PowerOnMany powers vms on with one vCenter call (PowerOnMultiVM) and
-// waits for each VM's power-on; VMs already on are fine. The error names
-// every VM that did not come up.
-func (c *Client) PowerOnMany(ctx context.Context, dc *object.Datacenter, vms []*VM) error {
-	if len(vms) == 0 {
-		return nil
-	}
-	byRef := map[types.ManagedObjectReference]*VM{}
-	refs := make([]types.ManagedObjectReference, 0, len(vms))
-	for _, vm := range vms {
-		refs = append(refs, vm.Ref)
-		byRef[vm.Ref] = vm
-	}
-	task, err := dc.PowerOnVM(ctx, refs)
-	if err != nil {
-		return Explain(err, "power on", fmt.Sprintf("%d VMs", len(vms)))
-	}
-	if task == nil { // ESX: powered on one by one already
-		return nil
-	}
-	info, err := c.wait(ctx, task)
-	if err != nil {
-		return Explain(err, "power on", fmt.Sprintf("%d VMs", len(vms)))
-	}
-	res, _ := info.Result.(types.ClusterPowerOnVmResult)
-	var failed []string
-	for _, na := range res.NotAttempted {
-		name := na.Vm.Value
-		if vm := byRef[na.Vm]; vm != nil {
-			name = vm.Name
-		}
-		failed = append(failed, name+" ("+na.Fault.LocalizedMessage+")")
-	}
-	for _, a := range res.Attempted {
-		vm := byRef[a.Vm]
-		if a.Task == nil || vm == nil {
-			continue
-		}
-		if _, err := c.wait(ctx, object.NewTask(c.VC, *a.Task)); err != nil && !fault.Is(err, &types.InvalidPowerState{}) {
-			failed = append(failed, vm.Name+" ("+oneLine(err)+")")
-			continue
-		}
-		vm.PowerState = string(types.VirtualMachinePowerStatePoweredOn)
-	}
-	if len(failed) > 0 {
-		return &Error{Kind: ErrTask, Action: "power on", Object: "VMs " + strings.Join(failed, ", "), Reason: "did not power on", Advice: "see the vCenter task list, then run apply again"}
-	}
-	return nil
 }
