@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/images/build/imageversion"
 	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/version"
 )
@@ -27,7 +28,7 @@ func main() {
 	data := flag.String("data", "/var/lib/docker", "directory whose disk is reported")
 	tokenFile := flag.String("token-file", filepath.Join(api.TrustDir, "token"), "token file (after guestinfo and the kernel command line)")
 	advertise := flag.String("advertise-addr", "", "swarm advertise address (default: dockerd's choice)")
-	image := flag.String("image-version", "", "image version to report (default: \"image\" in appliance.json)")
+	image := flag.String("image-version", "", "image version to report (default: the image's "+imageversion.FileName+" in the --trust directory, else \"image\" in appliance.json)")
 	uuidFile := flag.String("bios-uuid-file", "/sys/class/dmi/id/product_uuid", "where the BIOS UUID is read")
 	heartbeat := flag.Duration("heartbeat", 30*time.Second, "time between heartbeats (± 20 % jitter)")
 	verbose := flag.Bool("v", false, "debug logging")
@@ -48,7 +49,13 @@ func main() {
 		os.Exit(1)
 	}
 	if *image == "" {
-		*image = cfg.Image
+		// The builder bakes the version into the image beside the trust
+		// material; images built before that carry only appliance.json's name.
+		v, err := imageversion.Resolve(*trust, cfg.Image)
+		if err != nil {
+			log.Warn("image version file unreadable; reporting appliance.json's image instead", "err", err, "image", v)
+		}
+		*image = v
 	}
 	a, err := agent.New(agent.Config{
 		URL: cfg.URL, ServerName: cfg.ServerName, Roots: roots,
