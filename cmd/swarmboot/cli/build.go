@@ -40,6 +40,15 @@ writes, in pure Go and without Docker:
   NAME-kernel, NAME-initrd.img, NAME-cmdline   (--format kernel+initrd)
   NAME.iso      hybrid ISO: BIOS (isolinux) and UEFI (systemd-boot), CD or disk
   NAME.manifest.json   image digests, sha256 and size of every artifact
+  NAME.version  the image's version, NAME@<12 hex digits>, also printed on
+                stdout at the end
+
+The version is a digest of everything that goes into the image (every
+file with its bytes and mode, the kernel, the command line, the digests of
+the images used; not timestamps): the same inputs give the same version, a
+new Docker image or any changed file a new one. It is baked into the image
+as /etc/swarmboot/image-version; the agent reports it, and a rotation
+waits for a rebooted node to report the new version.
 
 Images must be in the store first (swarmboot image import / pull); every
 missing image is listed with the command that adds it. The network is used
@@ -60,7 +69,8 @@ Examples:
       --appliance-url https://10.0.0.5:8443
   swarmboot build -f linuxkit/worker.yml -o out/ --agent bin/swarmboot-agent \
       --appliance-url https://appliance.example:8443 --ca appliance-ca.pem
-  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) swarmboot build -f worker.yml -o out/`,
+  SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) swarmboot build -f worker.yml -o out/
+  version=$(swarmboot build -f linuxkit/worker.yml -o out/)   # worker@3f2a9c1d0b7e`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(files) == 0 {
@@ -129,10 +139,14 @@ Examples:
 			if err := build.CheckImages(ctx, cfg, s, platform, pull, skip...); err != nil {
 				return err
 			}
-			_, err = build.Build(ctx, src, build.Options{
+			m, err := build.Build(ctx, src, build.Options{
 				Formats: fs, Name: name, OutDir: out, Progress: g.Stderr, Terminal: Terminal(g.Stderr), Log: g.Log,
 			})
-			return err
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(g.Stdout, m.Version)
+			return nil
 		},
 	}
 	f := cmd.Flags()

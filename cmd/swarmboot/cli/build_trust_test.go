@@ -18,6 +18,8 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/enroll"
+	"github.com/swarmboot/swarmboot/images/build"
+	"github.com/swarmboot/swarmboot/images/build/imageversion"
 	"github.com/swarmboot/swarmboot/images/imagetest"
 	"github.com/swarmboot/swarmboot/images/rootfs"
 	"github.com/swarmboot/swarmboot/images/store"
@@ -102,6 +104,17 @@ func TestBuildBakesTrust(t *testing.T) {
 		t.Fatalf("build exit %d:\n%s", code, stderr.String())
 	}
 	files, dirs, raw := readInitrd(t, filepath.Join(out, "fixture-initrd.img"))
+	// The version: printed on stdout, in fixture.version, in the image.
+	version, err := build.ReadVersion(out, "fixture")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stdout.String() != version+"\n" {
+		t.Errorf("stdout %q, want the version %q alone", stdout.String(), version)
+	}
+	if got := string(files["etc/swarmboot/image-version"]); got != version+"\n" {
+		t.Errorf("image-version in the image = %q, want %q", got, version)
+	}
 
 	var tc api.TrustConfig
 	if err := json.Unmarshal(files["etc/swarmboot/appliance.json"], &tc); err != nil {
@@ -129,6 +142,12 @@ func TestBuildBakesTrust(t *testing.T) {
 	}
 	if _, _, err := api.LoadTrust(filepath.Join(root, api.TrustDir)); err != nil {
 		t.Errorf("the agent cannot load the baked trust: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, imageversion.Path), files["etc/swarmboot/image-version"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := imageversion.Resolve(filepath.Join(root, api.TrustDir), tc.Image); v != version || err != nil {
+		t.Errorf("the agent would report %q (%v), want %q", v, err, version)
 	}
 
 	svc := "containers/services/" + rootfs.AgentName
