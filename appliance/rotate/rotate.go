@@ -41,6 +41,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/images/build"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -62,11 +63,13 @@ var (
 )
 
 // Operator changes a swarm node's availability through a manager
-// (swarm.Operator; *enroll.Server is one). It returns once the manager
-// has done it, refused, or ctx ended.
+// (the part of swarm.Operator a roll uses; *enroll.Server is one). It
+// returns once the manager has done it, refused, or ctx ended.
 type Operator interface {
 	SetAvailability(ctx context.Context, nodeID, availability string) error
 }
+
+var _ Operator = swarm.Operator(nil)
 
 // Heartbeats are what the nodes and the managers tell the appliance
 // (*enroll.Server): a node's latest report (by store node name) and the
@@ -131,7 +134,7 @@ type Roller struct {
 	// Artifacts is the directory the booter serves images from.
 	Artifacts string
 	// Version reads the version of build name in dir (nil →
-	// ReadVersionFile: dir/name.version).
+	// build.ReadVersion: dir/name.version).
 	Version func(dir, name string) (string, error)
 	// Boot is the boot mode (iso | pxe) the site gives a group, "" when
 	// unknown (nil → unknown: a VM whose image is not a build name is
@@ -180,7 +183,7 @@ func (r *Roller) version(name string) (string, error) {
 	if r.Version != nil {
 		return r.Version(r.Artifacts, name)
 	}
-	return ReadVersionFile(r.Artifacts, name)
+	return build.ReadVersion(r.Artifacts, name)
 }
 
 // Interrupted marks a roll the store says is running as interrupted: the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/images/build"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -131,7 +132,7 @@ func (w *world) Reset(_ context.Context, vm string) error {
 	if err != nil {
 		return err
 	}
-	version, err := ReadVersionFile(w.dir, image)
+	version, err := build.ReadVersion(w.dir, image)
 	if err != nil {
 		return err
 	}
