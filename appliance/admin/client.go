@@ -84,49 +84,71 @@ func (c *Client) Ping(ctx context.Context) error {
 func (c *Client) CloseIdle() { c.hc.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	resp, err := c.send(ctx, c.hc, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
+		return fmt.Errorf("appliance (admin socket %s): bad answer: %w", c.Socket, err)
+	}
+	return nil
+}
+
+// post sends in and returns the 200 response, whose body the caller reads
+// for as long as it takes (no overall timeout: a roll's progress stream
+// lasts many minutes) and closes.
+func (c *Client) post(ctx context.Context, path string, in any) (*http.Response, error) {
+	stream := &http.Client{Transport: c.hc.Transport}
+	return c.send(ctx, stream, http.MethodPost, path, in)
+}
+
+// send makes the call and turns a non-200 answer into an error.
+func (c *Client) send(ctx context.Context, hc *http.Client, method, path string, in any) (*http.Response, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, "http://appliance"+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
-		return c.dialError(err)
+		return nil, c.dialError(err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-		if e.Error == "" {
-			e.Error = resp.Status
-		}
-		switch resp.StatusCode {
-		case http.StatusBadRequest:
-			// The request's own fault, worded as Ops words it offline.
-			return errors.New(e.Error)
-		case http.StatusNotFound:
-			if path == PathRevoke {
-				return fmt.Errorf("%w: %s", ErrNoNode, e.Error)
-			}
-		case http.StatusForbidden:
-			return fmt.Errorf("%w: %s", ErrRefused, e.Error)
-		}
-		return fmt.Errorf("appliance (admin socket %s): %s", c.Socket, e.Error)
+	var e ErrorResponse
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+	if e.Error == "" {
+		e.Error = resp.Status
 	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponse)).Decode(out); err != nil {
-		return fmt.Errorf("appliance (admin socket %s): bad answer: %w", c.Socket, err)
+	switch resp.StatusCode {
+	case http.StatusBadRequest:
+		// The request's own fault, worded as Ops words it offline.
+		return nil, errors.New(e.Error)
+	case http.StatusNotFound:
+		if path == PathRevoke {
+			return nil, fmt.Errorf("%w: %s", ErrNoNode, e.Error)
+		}
+	case http.StatusConflict:
+		if path == PathRotate {
+			return nil, fmt.Errorf("%w: %s", ErrRotationRunning, e.Error)
+		}
+	case http.StatusForbidden:
+		return nil, fmt.Errorf("%w: %s", ErrRefused, e.Error)
 	}
-	return nil
+	return nil, fmt.Errorf("appliance (admin socket %s): %s", c.Socket, e.Error)
 }
 
 // dialError says what a failed call means for the operator.

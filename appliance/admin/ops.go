@@ -34,7 +34,11 @@ type Ops struct {
 	// the token and its expiry. Nil without a running appliance:
 	// TokenRequest.KernelLine is then refused with ErrNeedsAppliance.
 	KernelLine func(who string, ttl time.Duration) (mac, token string, expires time.Time, err error)
-	Now        func() time.Time // nil → time.Now
+	// Rotator runs rolls (nil without a running appliance: a roll is then
+	// refused with ErrNeedsAppliance; the latest roll's record is still
+	// readable).
+	Rotator Rotator
+	Now     func() time.Time // nil → time.Now
 }
 
 // ErrNeedsAppliance is a request only the running appliance can do.

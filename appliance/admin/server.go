@@ -82,6 +82,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathTokens, s.handleToken)
 	mux.HandleFunc("POST "+PathRevoke, s.handleRevoke)
 	mux.HandleFunc("GET "+PathNodes, s.handleNodes)
+	mux.HandleFunc("POST "+PathRotate, s.handleRotate)
+	mux.HandleFunc("GET "+PathRotate, s.handleRotation)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cr, ok := r.Context().Value(credKey{}).(credResult)
 		if !ok || cr.err != nil {

@@ -1,0 +1,258 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/store"
+)
+
+// PathRotate is the roll of nodes onto a new image: POST RotateRequest →
+// a stream of RotateLine (application/x-ndjson) until the roll ends, or
+// RotatePlanResponse for a dry run; GET → RotationResponse.
+const PathRotate = "/v1/rotate"
+
+// maxGroups bounds the groups of one roll.
+const maxGroups = 64
+
+// ErrRotationRunning is a roll asked for while another one runs.
+var ErrRotationRunning = errors.New("admin: a roll is running")
+
+// RotateRequest asks the running appliance to roll groups onto images.
+type RotateRequest struct {
+	Groups []RotateGroup `json:"groups"`
+	// Timeout bounds each node's roll (a Go duration; "" → the
+	// appliance's default, 15m).
+	Timeout         string `json:"timeout,omitempty"`
+	AllowQuorumLoss bool   `json:"allow_quorum_loss,omitempty"`
+	DryRun          bool   `json:"dry_run,omitempty"`
+}
+
+// RotateGroup is one group and the build its VMs boot next.
+type RotateGroup struct {
+	Group string `json:"group"`
+	Image string `json:"image"`
+}
+
+// RotateLine is one progress line of a roll. The last one has End set,
+// with the roll's State and, when it did not finish, Error saying what to
+// do.
+type RotateLine struct {
+	Time    time.Time `json:"time"`
+	VM      string    `json:"vm,omitempty"`
+	Step    string    `json:"step"`
+	Message string    `json:"message,omitempty"`
+	End     bool      `json:"end,omitempty"`
+	State   string    `json:"state,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// RotatePlanResponse is a dry run: what the roll would do, in order.
+type RotatePlanResponse struct {
+	Lines []string `json:"lines"`
+}
+
+// RotationResponse is the latest roll as the store records it (nil: none
+// ever ran); Running says whether it is under way in this appliance.
+type RotationResponse struct {
+	Rotation *store.Rotation `json:"rotation"`
+	Running  bool            `json:"running"`
+}
+
+// Rotator runs rolls inside the appliance (appliance/daemon): it waits
+// for heartbeats, so only the running appliance has one.
+type Rotator interface {
+	// PlanRotation checks a roll and describes it without touching
+	// anything.
+	PlanRotation(ctx context.Context, req RotateRequest) ([]string, error)
+	// StartRotation checks a roll and starts it in the background; its
+	// progress comes on the channel, which is closed after the End line.
+	// The roll goes on when nobody reads (lines are then dropped).
+	StartRotation(ctx context.Context, req RotateRequest) (<-chan RotateLine, error)
+	// RotationRunning says whether a roll is under way.
+	RotationRunning() bool
+}
+
+// Validate checks the request's fields (the appliance checks the groups
+// and images themselves).
+func (r *RotateRequest) Validate() error {
+	if len(r.Groups) == 0 {
+		return errors.New("name the groups to roll (group and image)")
+	}
+	if len(r.Groups) > maxGroups {
+		return fmt.Errorf("more than %d groups", maxGroups)
+	}
+	for _, g := range r.Groups {
+		if g.Group == "" || g.Image == "" {
+			return errors.New("every group needs its name and the image to roll it onto")
+		}
+		if err := checkName("group", g.Group); err != nil {
+			return err
+		}
+		if err := checkName("image", g.Image); err != nil {
+			return err
+		}
+	}
+	if _, err := r.Duration(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Duration is Timeout parsed (0 when empty).
+func (r *RotateRequest) Duration() (time.Duration, error) {
+	if r.Timeout == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(r.Timeout)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("timeout %q: want a duration such as 15m", printable(r.Timeout))
+	}
+	return d, nil
+}
+
+// Rotation is the latest roll the store records (nil when none ran).
+func (o *Ops) Rotation() (*RotationResponse, error) {
+	out := &RotationResponse{}
+	err := o.Store.View(func(tx *store.Tx) error {
+		rot, err := tx.Rotation()
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		out.Rotation = rot
+		return err
+	})
+	if o.Rotator != nil {
+		out.Running = o.Rotator.RotationRunning()
+	}
+	return out, err
+}
+
+func (s *Server) handleRotation(w http.ResponseWriter, r *http.Request) {
+	resp, err := s.Ops.Rotation()
+	if err != nil {
+		s.log().Error("admin: read the rotation", "err", err)
+		reply(w, http.StatusInternalServerError, ErrorResponse{"read the rotation: " + err.Error()})
+		return
+	}
+	reply(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
+	var req RotateRequest
+	if err := decode(r.Body, &req); err != nil {
+		reply(w, http.StatusBadRequest, ErrorResponse{err.Error()})
+		return
+	}
+	if s.Ops.Rotator == nil {
+		reply(w, http.StatusBadRequest, ErrorResponse{ErrNeedsAppliance.Error()})
+		return
+	}
+	c := callerOf(r)
+	log := s.log().With("uid", c.UID, "pid", c.PID)
+	if req.DryRun {
+		lines, err := s.Ops.Rotator.PlanRotation(r.Context(), req)
+		if err != nil {
+			s.rotateRefused(w, log, err)
+			return
+		}
+		reply(w, http.StatusOK, RotatePlanResponse{Lines: lines})
+		return
+	}
+	ch, err := s.Ops.Rotator.StartRotation(r.Context(), req)
+	if err != nil {
+		s.rotateRefused(w, log, err)
+		return
+	}
+	log.Info("admin: roll started", "groups", len(req.Groups))
+	// A roll takes many minutes: the server's read and write timeouts
+	// would cut the stream.
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_ = rc.Flush()
+	enc := json.NewEncoder(w)
+	for {
+		select {
+		case <-r.Context().Done():
+			log.Info("admin: the caller stopped following the roll; it goes on")
+			return
+		case line, ok := <-ch:
+			if !ok {
+				return
+			}
+			if enc.Encode(line) != nil {
+				return
+			}
+			_ = rc.Flush()
+		}
+	}
+}
+
+func (s *Server) rotateRefused(w http.ResponseWriter, log interface{ Warn(string, ...any) }, err error) {
+	log.Warn("admin: roll refused", "err", err)
+	code := http.StatusBadRequest
+	if errors.Is(err, ErrRotationRunning) {
+		code = http.StatusConflict
+	}
+	reply(w, code, ErrorResponse{err.Error()})
+}
+
+// Rotation asks for the latest roll.
+func (c *Client) Rotation(ctx context.Context) (*RotationResponse, error) {
+	var out RotationResponse
+	if err := c.do(ctx, http.MethodGet, PathRotate, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// PlanRotation asks what a roll would do.
+func (c *Client) PlanRotation(ctx context.Context, req RotateRequest) ([]string, error) {
+	req.DryRun = true
+	var out RotatePlanResponse
+	if err := c.do(ctx, http.MethodPost, PathRotate, &req, &out); err != nil {
+		return nil, err
+	}
+	return out.Lines, nil
+}
+
+// Rotate starts a roll and calls line for each progress line until the
+// roll ends (the End line), ctx ends (the roll goes on in the appliance),
+// or the stream breaks. A refused roll is an error saying why.
+func (c *Client) Rotate(ctx context.Context, req RotateRequest, line func(RotateLine)) (*RotateLine, error) {
+	req.DryRun = false
+	resp, err := c.post(ctx, PathRotate, &req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, maxResponse))
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for sc.Scan() {
+		var l RotateLine
+		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+			return nil, fmt.Errorf("appliance (admin socket %s): bad progress line: %w", c.Socket, err)
+		}
+		line(l)
+		if l.End {
+			return &l, nil
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("appliance (admin socket %s): progress stream: %w", c.Socket, err)
+	}
+	return nil, fmt.Errorf("appliance (admin socket %s): the progress stream ended before the roll did (did the appliance stop?): see swarmboot rotate status", c.Socket)
+}
