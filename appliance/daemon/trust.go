@@ -22,6 +22,14 @@ const TrustInitrdName = "swarmboot-trust.img"
 // into the artifacts directory. The kernel unpacks it over the image's
 // initramfs, so an image built without them still finds its appliance.
 // Nothing in it is secret.
+//
+// It writes only those two files (and the directories above them): the
+// kernel replaces a file of the same name but keeps an existing directory
+// and everything else in it, so the image's own files under
+// /etc/swarmboot stay, the version file the builder bakes in
+// (imageversion.Path) among them. One trust initrd serves every image, so
+// its appliance.json names no image: agents report the version file
+// (trust_test.go).
 func (d *Daemon) writeTrustInitrd() error {
 	if d.cfg.Artifacts == "" {
 		return fmt.Errorf("daemon: TrustInitrd needs an artifacts directory to serve it from")
