@@ -127,7 +127,7 @@ func TestAdminSocket(t *testing.T) {
 	if err != nil || len(nodes) != 1 || nodes[0].Revoked.IsZero() {
 		t.Errorf("nodes after revoke: %+v, %v; want it revoked", nodes, err)
 	}
-	if enrolltest.Events(t, e.st, mac, "revoke") != 1 {
+	if enrolltest.Events(t, e.st, mac, "revoke") < 1 { // a second one says whether the swarm node stayed
 		t.Error("no revoke event on the node's timeline")
 	}
 	l := e.logs.String()
