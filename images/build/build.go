@@ -3,9 +3,9 @@
 // hybrid BIOS/UEFI NAME.iso, NAME.version (the build's version, see
 // ReadVersion; also baked into the image) and NAME.manifest.json (image
 // digests, sha256 and size of every artifact, build time, swarmboot
-// version). Every file is
-// written to a temporary name and renamed; the same inputs give the same
-// bytes (timestamps come from SOURCE_DATE_EPOCH or the Unix epoch).
+// version). Every file is written to a temporary name and renamed; the
+// same inputs give the same bytes (timestamps come from SOURCE_DATE_EPOCH
+// or the Unix epoch) and the same version.
 package build
 
 import (
