@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -180,12 +181,7 @@ func (r *Roller) planVM(vm store.VM, t Target, version string, nodes []store.Nod
 		return pl, fmt.Errorf("%w: %w: group %s boots from an ISO (VM %s, image %s): a roll would need the new ISO pushed to the datastore and each VM's CD-ROM changed, which swarmboot does not do yet. Roll it by hand, one VM at a time: swarmboot push the new ISO, drain the node (docker node update --availability drain), point the VM's CD-ROM at the new ISO in vCenter, reset it, activate it when it is back; or make the group boot: pxe",
 			ErrRefused, ErrISO, vm.Group, vm.Name, orNone(vm.Image))
 	}
-	var node *store.Node
-	for i := range nodes {
-		if nodes[i].Name == vm.Name || (nodes[i].VM == vm.Name && node == nil) {
-			node = &nodes[i]
-		}
-	}
+	node := nodeOf(vm, nodes)
 	if node == nil {
 		return pl, fmt.Errorf("%w: VM %s has no enrolled node: it never came up, so a roll could not tell when it is back. Fix it first (swarmboot events %s), or leave group %s out", ErrRefused, vm.Name, orNone(vm.MAC), vm.Group)
 	}
@@ -236,6 +232,28 @@ func (r *Roller) planVM(vm store.VM, t Target, version string, nodes []store.Nod
 		// On the version, active, but not ready: reboot it like the others.
 	}
 	return pl, nil
+}
+
+// nodeOf is the enrolled node of vm: the one named after it (a token made
+// for the VM), else the newest seen that enrolled with its MAC (a
+// netbooted VM's kernel-line token names the MAC: its node is
+// mac-<hex>); a revoked node only when there is no other.
+func nodeOf(vm store.VM, nodes []store.Node) *store.Node {
+	var best *store.Node
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Name == vm.Name || n.VM == vm.Name {
+			return n
+		}
+		if vm.MAC == "" || !slices.Contains(n.MACs, store.NormalizeMAC(vm.MAC)) {
+			continue
+		}
+		if best == nil || (!best.Revoked.IsZero() && n.Revoked.IsZero()) ||
+			(best.Revoked.IsZero() == n.Revoked.IsZero() && n.LastSeen.After(best.LastSeen)) {
+			best = n
+		}
+	}
+	return best
 }
 
 // listed is the manager's entry for nodeID, or nil.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,10 +39,10 @@ type world struct {
 }
 
 type fakeNode struct {
-	name, role, id, version string
-	state, avail            string // manager's list: ready/down, active/drain
-	leader                  bool
-	reportAt                time.Time
+	name, node, role, id, version string
+	state, avail                  string // manager's list: ready/down, active/drain
+	leader                        bool
+	reportAt                      time.Time
 }
 
 func newWorld(t *testing.T) *world {
@@ -68,16 +69,20 @@ func newWorld(t *testing.T) *world {
 func (w *world) add(name, group, role, image, version string) *fakeNode {
 	w.t.Helper()
 	mac := fmt.Sprintf("52:54:00:00:00:%02x", len(w.nodes)+1)
+	node := name
+	if group == "workers" && strings.HasSuffix(name, "3") {
+		node = "mac-" + strings.ReplaceAll(mac, ":", "") // enrolled with a kernel-line token for its MAC
+	}
 	err := w.st.Update(func(tx *store.Tx) error {
 		if err := tx.PutVM(store.VM{Name: name, Group: group, Role: role, Image: image, MAC: mac}); err != nil {
 			return err
 		}
-		return tx.PutNode(store.Node{Name: name, VM: name, MACs: []string{mac}, Role: role})
+		return tx.PutNode(store.Node{Name: node, MACs: []string{mac}, Role: role})
 	})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	n := &fakeNode{name: name, role: role, id: "id-" + name, version: version, state: api.NodeReady,
+	n := &fakeNode{name: name, node: node, role: role, id: "id-" + name, version: version, state: api.NodeReady,
 		avail: api.AvailabilityActive, reportAt: time.Now()}
 	w.mu.Lock()
 	w.nodes[name] = n
@@ -163,8 +168,13 @@ func (w *world) Reset(_ context.Context, vm string) error {
 func (w *world) LastReport(name string) (api.Report, time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n, ok := w.nodes[name]
-	if !ok {
+	var n *fakeNode
+	for _, fn := range w.nodes {
+		if fn.node == name {
+			n = fn
+		}
+	}
+	if n == nil {
 		return api.Report{}, time.Time{}, false
 	}
 	at := n.reportAt
