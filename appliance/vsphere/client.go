@@ -67,6 +67,7 @@ func Connect(ctx context.Context, v site.VCenter, log *slog.Logger) (*Client, er
 	// Keep a connection per concurrent VM operation: the default of 2 idle
 	// connections per host makes parallel applies re-handshake TLS.
 	sc.DefaultTransport().MaxIdleConnsPerHost = 32
+	sc.Client.Transport = drainingTransport{sc.Client.Transport}
 	if v.Thumbprint != "" {
 		sc.SetThumbprint(u.Host, strings.ToUpper(v.Thumbprint))
 	}
