@@ -14,8 +14,9 @@
 //     history;
 //   - the TLS agent API (appliance/enroll) on its own listener;
 //   - the local admin API (appliance/admin) on the unix socket
-//     DataDir/admin.sock: tokens, revocation and the node list for the
-//     CLI while this process holds the store;
+//     DataDir/admin.sock: tokens, revocation, the node list and rolls
+//     onto a new image (appliance/rotate, run here because they wait for
+//     heartbeats) for the CLI while this process holds the store;
 //   - optionally a vCenter (appliance/vsphere, appliance/fleet), or an
 //     in-process govmomi simulator, whose site is applied at start.
 //
@@ -104,6 +105,14 @@ type Config struct {
 	// MirrorEvery is how often events are mirrored between the timeline
 	// and the store (0 → 250 ms).
 	MirrorEvery time.Duration
+	// ResetVM hard-resets the VM named vmName for a roll (swarmboot
+	// rotate), returning once the reset is done. Nil → through vCenter
+	// (the site's; a roll is refused without one). The lab plugs in the
+	// reset of the QEMU machine that plays the simulator's VM.
+	ResetVM func(ctx context.Context, vmName string) error
+	// RotatePoll is how often a roll looks at heartbeats and the swarm's
+	// node list (0 → 1 s).
+	RotatePoll time.Duration
 	// Log is the structured logger (nil → discard). No token reaches it.
 	Log *slog.Logger
 }
@@ -123,6 +132,7 @@ type Daemon struct {
 	args    *kernelArgs
 	mirror  *mirror
 	vc      *vcenter
+	rot     rotations
 	closers []func()
 }
 
@@ -269,10 +279,12 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	g, ctx := errgroup.WithContext(ctx)
+	d.startRotations(ctx)
 	g.Go(func() error { return d.boot.Run(ctx) })
 	g.Go(func() error { return d.api.Serve(ctx, d.apiLn) })
 	g.Go(func() error { d.mirror.run(ctx, d.cfg.MirrorEvery); return nil })
-	adm := &admin.Server{Ops: &admin.Ops{Store: d.st, Revoker: d.api, KernelLine: d.kernelLineToken}, Log: d.log.With("part", "admin")}
+	adm := &admin.Server{Ops: &admin.Ops{Store: d.st, Revoker: d.api, KernelLine: d.kernelLineToken, Rotator: d},
+		Log: d.log.With("part", "admin")}
 	g.Go(func() error { return adm.Serve(ctx, d.adminLn) })
 	if d.vc != nil {
 		// A failed apply is logged and kept (ApplyErr); boots of the VMs
@@ -282,6 +294,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("appliance running", "http", d.boot.HTTPBase(), "api", d.apiURL, "api_listen", d.apiLn.Addr().String(),
 		"admin", d.AdminSocket())
 	err := g.Wait()
+	d.rot.wg.Wait() // a roll records where it stopped
 	d.mirror.once() // what happened during shutdown
 	return err
 }

@@ -92,6 +92,19 @@ func (v *vcenter) err() error {
 // ClearGuestinfo implements enroll.GuestinfoClearer: the VM's
 // guestinfo.swarmboot.token is emptied once its token is spent.
 func (v *vcenter) ClearGuestinfo(ctx context.Context, name string) error {
+	vm, err := v.vm(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not ours: nothing to clear
+	}
+	if err != nil {
+		return err
+	}
+	return v.vs.ClearToken(ctx, vm)
+}
+
+// vm is the VM the store records as name, read from vCenter
+// (store.ErrNotFound when the store has no vCenter reference for it).
+func (v *vcenter) vm(ctx context.Context, name string) (*vsphere.VM, error) {
 	var ref string
 	err := v.fleet.Store.View(func(tx *store.Tx) error {
 		vm, err := tx.VM(name)
@@ -100,17 +113,35 @@ func (v *vcenter) ClearGuestinfo(ctx context.Context, name string) error {
 		}
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ref == "") {
-		return nil // not ours: nothing to clear
+	if err == nil && ref == "" {
+		err = fmt.Errorf("vm %s has no vCenter reference: %w", name, store.ErrNotFound)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	vm, err := v.vs.Get(ctx, types.ManagedObjectReference{Type: "VirtualMachine", Value: ref})
 	if err != nil {
-		return fmt.Errorf("vm %s: %w", name, err)
+		return nil, fmt.Errorf("vm %s: %w", name, err)
 	}
-	return v.vs.ClearToken(ctx, vm)
+	return vm, nil
+}
+
+// reset hard-resets the VM (a roll onto a new image).
+func (v *vcenter) reset(ctx context.Context, name string) error {
+	vm, err := v.vm(ctx, name)
+	if err != nil {
+		return err
+	}
+	return v.vs.Reset(ctx, vm)
+}
+
+// setImage records the VM's new image as its swarmboot.image marker.
+func (v *vcenter) setImage(ctx context.Context, name, image string) error {
+	vm, err := v.vm(ctx, name)
+	if err != nil {
+		return err
+	}
+	return v.vs.SetImage(ctx, vm, image)
 }
 
 func (v *vcenter) close() {

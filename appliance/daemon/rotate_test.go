@@ -1,0 +1,236 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
+	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/images/build"
+	"github.com/swarmboot/swarmboot/pkg/api"
+	"github.com/swarmboot/swarmboot/pkg/testlog"
+)
+
+// labMachine plays a netbooted worker and its swarm's manager: its agent
+// heartbeats through the real agent API; a reset takes it down and it
+// boots whatever image the appliance's iPXE script for its MAC names now.
+type labMachine struct {
+	mu      sync.Mutex
+	version string // what the agent reports
+	up      bool
+	avail   string
+	broken  bool // a reset never brings it back
+	resets  int
+	base    string // the appliance's HTTP base
+	mac     string
+	art     string
+}
+
+const labNodeID = "w1nodeid0000000000000000a"
+
+// Swarm is the manager's view (swarm.Source).
+func (m *labMachine) Swarm(context.Context) (swarm.Info, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	state := api.NodeDown
+	if m.up {
+		state = api.NodeReady
+	}
+	return swarm.Info{ClusterID: "c1", Worker: "SWMTKN-1-secret-w", Manager: "SWMTKN-1-secret-m", Managers: []string{"127.0.0.1:2377"},
+		NodeIDs: []string{labNodeID}, From: "test manager",
+		Nodes: []api.SwarmNode{{ID: labNodeID, Hostname: "w1", Role: api.RoleWorker, State: state, Availability: m.avail}}}, nil
+}
+
+// SetAvailability and Remove make it a swarm.Operator.
+func (m *labMachine) SetAvailability(_ context.Context, id, availability string) error {
+	if id != labNodeID {
+		return fmt.Errorf("no node %s", id)
+	}
+	m.mu.Lock()
+	m.avail = availability
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *labMachine) Remove(context.Context, string, bool) error {
+	return fmt.Errorf("not in this test")
+}
+
+var kernelRE = regexp.MustCompile(`/([A-Za-z0-9_.-]+)-kernel`)
+
+// reset is the daemon's ResetVM hook.
+func (m *labMachine) reset(_ context.Context, vm string) error {
+	m.mu.Lock()
+	m.up = false
+	m.resets++
+	broken := m.broken
+	m.mu.Unlock()
+	if vm != "w1" {
+		return fmt.Errorf("reset of %s, want w1", vm)
+	}
+	if broken {
+		return nil
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		resp, err := http.Get(m.base + "/boot/" + m.mac + ".ipxe")
+		if err != nil {
+			return
+		}
+		script, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		k := kernelRE.FindStringSubmatch(string(script))
+		if k == nil {
+			return
+		}
+		v, err := build.ReadVersion(m.art, k[1])
+		if err != nil {
+			return
+		}
+		m.mu.Lock()
+		m.version, m.up = v, true
+		m.mu.Unlock()
+	}()
+	return nil
+}
+
+// state is the availability the manager lists and the resets so far.
+func (m *labMachine) state() (string, int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.avail, m.resets
+}
+
+func (m *labMachine) report() api.Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return api.Report{ImageVersion: m.version, Docker: api.DockerState{Reachable: true},
+		Swarm: api.SwarmState{State: "active", NodeID: labNodeID, Role: api.RoleWorker, ClusterID: "c1"}}
+}
+
+// TestRotateThroughAdminSocket rolls a netbooted worker of a running
+// appliance through its admin socket: a dry run plans it, a roll whose
+// machine never comes back stops after the timeout leaving it drained
+// (and says so in the stream and the status), and the same roll again
+// resumes: the VM boots the new image (its iPXE script names it), the
+// agent reports the new version, the node is active again, and the steps
+// are on the machine's timeline. No join token reaches the log.
+func TestRotateThroughAdminSocket(t *testing.T) {
+	logs := &testlog.Buffer{}
+	cfg := loopbackConfig(t, logs)
+	const mac = "52:54:00:ad:01:01"
+	for img, v := range map[string]string{"lab": "lab@aaaaaaaaaaaa", "lab2": "lab2@bbbbbbbbbbbb"} {
+		for _, f := range []string{"-kernel", "-initrd.img", "-cmdline"} {
+			b, err := os.ReadFile(filepath.Join(cfg.Artifacts, "lab"+f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(cfg.Artifacts, img+f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(cfg.Artifacts, build.VersionFile(img)), []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := &labMachine{version: "lab@aaaaaaaaaaaa", up: true, avail: api.AvailabilityActive, broken: true, mac: mac, art: cfg.Artifacts}
+	cfg.Swarm, cfg.ResetVM, cfg.RotatePoll = m, m.reset, 20*time.Millisecond
+	d := start(t, cfg)
+	m.base = d.HTTPBase()
+	if err := d.Store().Update(func(tx *store.Tx) error {
+		return tx.PutVM(store.VM{Name: "w1", Group: "workers", Role: api.RoleWorker, Image: "lab", MAC: mac})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c := admin.NewClient(d.AdminSocket())
+	defer c.CloseIdle()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr, err := c.CreateToken(ctx, admin.TokenRequest{MAC: mac})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, _, _ := enrolltest.Enroll(t, d.APIURL(), d.CAPEM(), tr.Token, "00000000-0000-0000-0000-0000000001ad", mac)
+	beat := make(chan struct{})
+	go func() {
+		defer close(beat)
+		for ctx.Err() == nil {
+			m.mu.Lock()
+			up := m.up
+			m.mu.Unlock()
+			if up {
+				if err := cl.Report(ctx, m.report()); err != nil && ctx.Err() == nil {
+					t.Logf("report: %v", err)
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	defer func() { cancel(); <-beat }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, _, ok := d.API().LastReport("w1"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			nodes, _ := c.Nodes(ctx)
+			t.Fatalf("no heartbeat reached the appliance; nodes %+v", nodes)
+		}
+	}
+
+	req := admin.RotateRequest{Groups: []admin.RotateGroup{{Group: "workers", Image: "lab2"}}, Timeout: "1500ms"}
+	lines, err := c.PlanRotation(ctx, req)
+	if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "w1 (worker, group workers): lab@aaaaaaaaaaaa → lab2@bbbbbbbbbbbb") {
+		t.Fatalf("dry run: %q, %v", lines, err)
+	}
+	if _, n := m.state(); n != 0 {
+		t.Fatal("the dry run reset the machine")
+	}
+
+	var steps []string
+	end, err := c.Rotate(ctx, req, func(l admin.RotateLine) { steps = append(steps, l.Step) })
+	if err != nil || end == nil || end.State != store.RotationStopped || !strings.Contains(end.Error, "stays drained") || !strings.Contains(end.Error, "timed out") {
+		t.Fatalf("roll of a machine that does not come back: end %+v, %v; steps %q", end, err, steps)
+	}
+	if avail, _ := m.state(); avail != api.AvailabilityDrain {
+		t.Errorf("after the stopped roll w1 is %q, want left drained", avail)
+	}
+	if s, err := c.Rotation(ctx); err != nil || s.Running || s.Rotation == nil || s.Rotation.State != store.RotationStopped || s.Rotation.Nodes[0].Step != "failed" {
+		t.Errorf("status after the stopped roll: %+v, %v", s, err)
+	}
+
+	m.mu.Lock()
+	m.broken = false
+	m.mu.Unlock()
+	req.Timeout = "20s"
+	steps = nil
+	end, err = c.Rotate(ctx, req, func(l admin.RotateLine) { steps = append(steps, l.Step) })
+	if err != nil || end.State != store.RotationDone || end.Error != "" {
+		t.Fatalf("resumed roll: end %+v, %v; steps %q", end, err, steps)
+	}
+	if want := "start drain image reset boot activate done done end"; strings.Join(steps, " ") != want {
+		t.Errorf("steps %q, want %q", strings.Join(steps, " "), want)
+	}
+	if avail, _ := m.state(); avail != api.AvailabilityActive || m.report().ImageVersion != "lab2@bbbbbbbbbbbb" {
+		t.Errorf("after the roll: %s on %s, want active on lab2", avail, m.report().ImageVersion)
+	}
+	if script := get(t, d.HTTPBase()+"/boot/"+mac+".ipxe"); !strings.Contains(script, "lab2-kernel") {
+		t.Errorf("w1's script after the roll does not boot lab2:\n%s", script)
+	}
+	if n := enrolltest.Events(t, d.Store(), mac, "rotate"); n < 10 {
+		t.Errorf("%d rotate events for w1, want the steps of both rolls", n)
+	}
+	if strings.Contains(logs.String(), "SWMTKN") {
+		t.Error("a join token is in the log")
+	}
+}
