@@ -125,6 +125,7 @@ var commands = []func(*Globals) *cobra.Command{
 	newApplyCmd,
 	newDestroyCmd,
 	newApplianceCmd,
+	newRotateCmd,
 }
 
 func newVersionCmd(g *Globals) *cobra.Command {
