@@ -70,13 +70,13 @@ func (c *Client) Object(vm *VM) *object.VirtualMachine {
 // sets the boot order (network first for pxe, CD-ROM first for iso) and
 // returns the VM as vCenter now sees it. It does not power it on.
 func (c *Client) CreateVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec) (*VM, error) {
-	return c.createVM(ctx, p, folder, s, c.wait)
+	return c.createVM(ctx, p, folder, s, c.wait, c.Get)
 }
 
 // CreateVM is Client.CreateVM with its task waits shared with the
 // Waiter's other tasks.
 func (w *Waiter) CreateVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec) (*VM, error) {
-	return w.c.createVM(ctx, p, folder, s, w.Wait)
+	return w.c.createVM(ctx, p, folder, s, w.Wait, w.Get)
 }
 
 // SetBootOrder is Client.SetBootOrder with its task wait shared with the
@@ -85,9 +85,12 @@ func (w *Waiter) SetBootOrder(ctx context.Context, vm *VM, boot string) error {
 	return w.c.setBootOrder(ctx, vm, boot, w.Wait)
 }
 
-type waitFunc func(context.Context, *object.Task) (*types.TaskInfo, error)
+type (
+	waitFunc func(context.Context, *object.Task) (*types.TaskInfo, error)
+	getFunc  func(context.Context, types.ManagedObjectReference) (*VM, error)
+)
 
-func (c *Client) createVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec, wait waitFunc) (*VM, error) {
+func (c *Client) createVM(ctx context.Context, p *Placement, folder *object.Folder, s VMSpec, wait waitFunc, get getFunc) (*VM, error) {
 	obj := "VM " + s.Name
 	var devices object.VirtualDeviceList
 	scsi, err := devices.CreateSCSIController("pvscsi")
@@ -174,7 +177,7 @@ func (c *Client) createVM(ctx context.Context, p *Placement, folder *object.Fold
 		}
 		return nil, Explain(fmt.Errorf("the CreateVM task returned no VM"), "create", obj)
 	}
-	vm, err := c.Get(ctx, ref)
+	vm, err := get(ctx, ref)
 	if err != nil {
 		return nil, err
 	}

@@ -22,15 +22,18 @@ const (
 	waiterMaxPause = 100 * time.Millisecond
 )
 
+// taskResult is a finished task (info, err) or a VM read (vm, err).
 type taskResult struct {
 	info *types.TaskInfo
+	vm   *VM
 	err  error
 }
 
 // Waiter waits for many concurrent vCenter tasks with one property
 // collector read per round (RetrievePropertiesEx of every pending task's
-// info), where Client.wait costs each task its own reads. Close it when
-// done. Safe for concurrent use.
+// info), where Client.wait costs each task its own reads; reads of VMs
+// (Get) ride along in the same call. Close it when done. Safe for
+// concurrent use.
 type Waiter struct {
 	c       *Client
 	mu      sync.Mutex
@@ -66,7 +69,18 @@ func (w *Waiter) Rounds() int {
 // Wait returns t's info once t finished; a failed task is an error
 // (task.Error) with its info, as Client.wait.
 func (w *Waiter) Wait(ctx context.Context, t *object.Task) (*types.TaskInfo, error) {
-	ref := t.Reference()
+	r := w.await(ctx, t.Reference())
+	return r.info, r.err
+}
+
+// Get reads one VM as Client.Get does, in the Waiter's next round.
+func (w *Waiter) Get(ctx context.Context, ref types.ManagedObjectReference) (*VM, error) {
+	r := w.await(ctx, ref)
+	return r.vm, r.err
+}
+
+// await queues ref (a Task or a VirtualMachine) for the next round.
+func (w *Waiter) await(ctx context.Context, ref types.ManagedObjectReference) taskResult {
 	ch := make(chan taskResult, 1)
 	w.mu.Lock()
 	w.pending[ref] = append(w.pending[ref], ch)
@@ -77,7 +91,7 @@ func (w *Waiter) Wait(ctx context.Context, t *object.Task) (*types.TaskInfo, err
 	}
 	select {
 	case r := <-ch:
-		return r.info, r.err
+		return r
 	case <-ctx.Done():
 		w.mu.Lock()
 		chans := w.pending[ref]
@@ -91,9 +105,9 @@ func (w *Waiter) Wait(ctx context.Context, t *object.Task) (*types.TaskInfo, err
 			delete(w.pending, ref)
 		}
 		w.mu.Unlock()
-		return nil, ctx.Err()
+		return taskResult{err: ctx.Err()}
 	case <-w.done:
-		return nil, context.Canceled
+		return taskResult{err: context.Canceled}
 	}
 }
 
@@ -116,7 +130,7 @@ func (w *Waiter) run(ctx context.Context) {
 			pause = waiterMinPause
 			continue
 		}
-		res := w.c.readTasks(ctx, refs)
+		res := w.c.read(ctx, refs)
 		w.mu.Lock()
 		w.rounds++
 		for ref, r := range res {
@@ -141,21 +155,56 @@ func (w *Waiter) run(ctx context.Context) {
 	}
 }
 
-// readTasks reads the info of every task in refs with one call and returns
-// those that finished. When the read fails (a task vCenter no longer
-// knows, a fault), each task is waited for on its own instead.
-func (c *Client) readTasks(ctx context.Context, refs []types.ManagedObjectReference) map[types.ManagedObjectReference]taskResult {
+// read reads, with one call, the info of every task in refs and every VM
+// in refs (vmProps), and returns the VMs and the tasks that finished. When
+// the call fails (an object vCenter no longer knows, a fault), each is
+// waited for or read on its own instead.
+func (c *Client) read(ctx context.Context, refs []types.ManagedObjectReference) map[types.ManagedObjectReference]taskResult {
 	out := map[types.ManagedObjectReference]taskResult{}
+	props := map[string][]string{"Task": {"info"}, "VirtualMachine": vmProps}
+	var spec types.PropertyFilterSpec
+	kinds := map[string]bool{}
+	for _, ref := range refs {
+		if !kinds[ref.Type] && props[ref.Type] != nil {
+			kinds[ref.Type] = true
+			spec.PropSet = append(spec.PropSet, types.PropertySpec{Type: ref.Type, PathSet: props[ref.Type]})
+		}
+		spec.ObjectSet = append(spec.ObjectSet, types.ObjectSpec{Obj: ref, Skip: types.NewBool(false)})
+	}
+	res, err := property.DefaultCollector(c.VC).RetrieveProperties(ctx, types.RetrieveProperties{SpecSet: []types.PropertyFilterSpec{spec}})
 	var tasks []mo.Task
-	if err := property.DefaultCollector(c.VC).Retrieve(ctx, refs, []string{"info"}, &tasks); err != nil {
+	var vms []mo.VirtualMachine
+	if err == nil {
+		var tc, vc []types.ObjectContent
+		for _, oc := range res.Returnval {
+			if oc.Obj.Type == "Task" {
+				tc = append(tc, oc)
+			} else {
+				vc = append(vc, oc)
+			}
+		}
+		if err = mo.LoadObjectContent(tc, &tasks); err == nil {
+			err = mo.LoadObjectContent(vc, &vms)
+		}
+	}
+	if err != nil {
 		if ctx.Err() != nil {
 			return out
 		}
 		for _, ref := range refs {
-			info, err := c.wait(ctx, object.NewTask(c.VC, ref))
-			out[ref] = taskResult{info, err}
+			var r taskResult
+			if ref.Type == "Task" {
+				r.info, r.err = c.wait(ctx, object.NewTask(c.VC, ref))
+			} else {
+				r.vm, r.err = c.Get(ctx, ref)
+			}
+			out[ref] = r
 		}
 		return out
+	}
+	for i := range vms {
+		vm := fromMO(&vms[i])
+		out[vms[i].Self] = taskResult{vm: &vm}
 	}
 	for i := range tasks {
 		info := tasks[i].Info
@@ -163,7 +212,7 @@ func (c *Client) readTasks(ctx context.Context, refs []types.ManagedObjectRefere
 		case types.TaskInfoStateSuccess:
 			out[tasks[i].Self] = taskResult{info: &info}
 		case types.TaskInfoStateError:
-			out[tasks[i].Self] = taskResult{&info, task.Error{LocalizedMethodFault: info.Error, Description: info.Description}}
+			out[tasks[i].Self] = taskResult{info: &info, err: task.Error{LocalizedMethodFault: info.Error, Description: info.Description}}
 		}
 	}
 	return out

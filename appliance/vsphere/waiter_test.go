@@ -93,6 +93,21 @@ func TestWaiterSharesRoundsAndReportsFaults(t *testing.T) {
 			t.Errorf("%s: %d MiB, want %d", vm.Name, full.MemoryMiB, want)
 		}
 	}
+	// Reads of VMs ride in the rounds too: a VM as Client.Get reads it, and
+	// an error for one vCenter does not know.
+	for _, ref := range []types.ManagedObjectReference{vms[0].Ref, {Type: "VirtualMachine", Value: "vm-nope"}} {
+		got, err := w.Get(ctx, ref)
+		switch {
+		case ref.Value == "vm-nope":
+			if err == nil {
+				t.Errorf("Get of an unknown VM: %+v, no error", got)
+			}
+		case err != nil:
+			t.Fatal(err)
+		case got.Name != vms[0].Name || got.MAC != vms[0].MAC || got.BIOSUUID != vms[0].BIOSUUID || got.BootFirst != vms[0].BootFirst:
+			t.Errorf("Get = %+v, want %+v", got, vms[0])
+		}
+	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := w.Wait(cctx, tasks[0]); err == nil {
