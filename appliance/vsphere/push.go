@@ -4,10 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
+
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -141,17 +142,32 @@ func (c *Client) upload(ctx context.Context, ds *object.Datastore, f *os.File, s
 }
 
 // statSize reports the size of file on ds and whether it exists.
+// It is Datastore.Stat with the search task waited for by c.wait (a few
+// early reads) instead of a property-collector wait (the simulator
+// batches those every 20 ms: a plan paid it once per image).
 func (c *Client) statSize(ctx context.Context, ds *object.Datastore, file string) (int64, bool, error) {
-	info, err := ds.Stat(ctx, file)
-	var nofile object.DatastoreNoSuchFileError
-	var nodir object.DatastoreNoSuchDirectoryError
-	if errors.As(err, &nofile) || errors.As(err, &nodir) {
-		return 0, false, nil
-	}
+	b, err := ds.Browser(ctx)
 	if err != nil {
 		return 0, false, err
 	}
-	return info.GetFileInfo().FileSize, true, nil
+	spec := types.HostDatastoreBrowserSearchSpec{Details: &types.FileQueryFlags{FileType: true, FileSize: true},
+		MatchPattern: []string{path.Base(file)}}
+	task, err := b.SearchDatastore(ctx, ds.Path(path.Dir(file)), &spec)
+	if err != nil {
+		return 0, false, err
+	}
+	info, err := c.wait(ctx, task)
+	if err != nil {
+		if types.IsFileNotFound(err) { // the directory is not there
+			return 0, false, nil
+		}
+		return 0, false, err
+	}
+	res, _ := info.Result.(types.HostDatastoreBrowserSearchResults)
+	if len(res.File) == 0 {
+		return 0, false, nil
+	}
+	return res.File[0].GetFileInfo().FileSize, true, nil
 }
 
 type countingReader struct {
