@@ -178,8 +178,8 @@ func (r *Roller) planVM(vm store.VM, t Target, version string, nodes []store.Nod
 		boot = r.Boot(vm.Group)
 	}
 	if boot == "iso" || (boot == "" && vm.Image != "" && !site.IsBuildName(vm.Image)) {
-		return pl, fmt.Errorf("%w: %w: group %s boots from an ISO (VM %s, image %s): a roll would need the new ISO pushed to the datastore and each VM's CD-ROM changed, which swarmboot does not do yet. Roll it by hand, one VM at a time: swarmboot push the new ISO, drain the node (docker node update --availability drain), point the VM's CD-ROM at the new ISO in vCenter, reset it, activate it when it is back; or make the group boot: pxe",
-			ErrRefused, ErrISO, vm.Group, vm.Name, orNone(vm.Image))
+		return pl, fmt.Errorf("%w: group %s boots from an ISO (VM %s, image %s): a roll would need the new ISO pushed to the datastore and each VM's CD-ROM changed, which swarmboot does not do yet. Roll it by hand, one VM at a time: swarmboot push the new ISO, drain the node (docker node update --availability drain), point the VM's CD-ROM at the new ISO in vCenter, reset it, activate it when it is back; or make the group boot: pxe",
+			ErrISO, vm.Group, vm.Name, orNone(vm.Image))
 	}
 	node := nodeOf(vm, nodes)
 	if node == nil {
@@ -304,8 +304,8 @@ func checkQuorum(p *Plan, info swarm.Info, allow bool) error {
 			continue
 		}
 		if why := quorumLoss(info, pl.NodeID); why != "" {
-			return fmt.Errorf("%w: %w: manager %s: %s. Add managers first (three managers tolerate one down), leave its group out, or pass --allow-quorum-loss to accept a swarm without a control plane while it reboots",
-				ErrRefused, ErrQuorum, pl.VM, why)
+			return fmt.Errorf("%w: manager %s: %s. Add managers first (three managers tolerate one down), leave its group out, or pass --allow-quorum-loss to accept a swarm without a control plane while it reboots",
+				ErrQuorum, pl.VM, why)
 		}
 	}
 	return nil

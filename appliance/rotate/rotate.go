@@ -56,10 +56,9 @@ const (
 // ones.
 var (
 	ErrRefused = errors.New("rotate: refused")
-	ErrQuorum  = errors.New("rotate: would lose the managers' quorum")
-	ErrISO     = errors.New("rotate: iso groups cannot be rolled yet")
+	ErrQuorum  = fmt.Errorf("%w: would lose the managers' quorum", ErrRefused)
+	ErrISO     = fmt.Errorf("%w: iso groups cannot be rolled yet", ErrRefused)
 	ErrStopped = errors.New("rotate: stopped")
-	ErrRunning = errors.New("rotate: a roll is running")
 )
 
 // Operator changes a swarm node's availability through a manager

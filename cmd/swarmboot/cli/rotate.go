@@ -98,7 +98,7 @@ Examples:
 			if dryRun {
 				lines, err := c.PlanRotation(cmd.Context(), req)
 				if err != nil {
-					return fmt.Errorf("rotate: %w", err)
+					return err // the appliance's words: "rotate: refused: …"
 				}
 				fmt.Fprintln(g.Stdout, "Dry run: nothing is changed. The roll would go, one node at a time:")
 				for _, l := range lines {
@@ -187,7 +187,7 @@ func followRoll(ctx context.Context, g *Globals, c *admin.Client, req admin.Rota
 		return &ExitError{Code: 130}
 	}
 	if err != nil {
-		return fmt.Errorf("rotate: %w", err)
+		return err
 	}
 	if end.State != store.RotationDone {
 		msg := end.Error
