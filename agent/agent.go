@@ -311,13 +311,29 @@ func (a *Agent) Collect(ctx context.Context) api.Report {
 	return r
 }
 
+// maxOpRounds bounds the reports one heartbeat sends in a row to answer
+// node operations (the appliance hands out what is left next time).
+const maxOpRounds = 5
+
+// report sends the heartbeat. When the answer carries node operations
+// (only a manager's agent gets them) it does them and reports again at
+// once with their results, not a heartbeat later. Results whose report
+// fails are lost: the appliance hands the operation out again.
 func (a *Agent) report(ctx context.Context) error {
-	r := a.Collect(ctx)
-	sw := "swarm " + r.Swarm.State
-	if r.Swarm.Role != "" {
-		sw += " " + r.Swarm.Role
+	var results []api.NodeOpResult
+	for round := 1; ; round++ {
+		r := a.Collect(ctx)
+		r.OpResults = results
+		sw := "swarm " + r.Swarm.State
+		if r.Swarm.Role != "" {
+			sw += " " + r.Swarm.Role
+		}
+		state := fmt.Sprintf("%s, disk persistent=%v formatted=%s probe=%v", sw, r.Disk.Persistent, r.Disk.Formatted, r.Disk.ProbeOK)
+		a.say("report:"+state, "%s", state)
+		ans, err := a.client.ReportOps(ctx, r)
+		if err != nil || len(ans.Ops) == 0 || round == maxOpRounds {
+			return err
+		}
+		results = a.doOps(ctx, ans.Ops)
 	}
-	state := fmt.Sprintf("%s, disk persistent=%v formatted=%s probe=%v", sw, r.Disk.Persistent, r.Disk.Formatted, r.Disk.ProbeOK)
-	a.say("report:"+state, "%s", state)
-	return a.client.Report(ctx, r)
 }

@@ -89,7 +89,8 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		return err
 	}
-	if out == nil {
+	if out == nil || resp.StatusCode == http.StatusNoContent || resp.ContentLength == 0 {
+		// No body (204, or an empty 200): out stays as it is.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, api.MaxBody))
 		return nil
 	}
@@ -114,6 +115,19 @@ func (c *Client) Plan(ctx context.Context) (api.Plan, error) {
 // Report sends a heartbeat.
 func (c *Client) Report(ctx context.Context, r api.Report) error {
 	return c.do(ctx, http.MethodPost, api.PathReport, r, nil)
+}
+
+// ReportOps sends a heartbeat and returns the node operations the
+// appliance answers with (none on 204 No Content or an empty body; only
+// an active manager's agent gets any). The operations are not validated
+// here: the agent answers a bad one with its reason.
+func (c *Client) ReportOps(ctx context.Context, r api.Report) (api.ReportAnswer, error) {
+	var a api.ReportAnswer
+	err := c.do(ctx, http.MethodPost, api.PathReport, r, &a)
+	if len(a.Ops) > api.MaxNodeOps {
+		a.Ops = a.Ops[:api.MaxNodeOps]
+	}
+	return a, err
 }
 
 // Renew asks for a new certificate for the same key.

@@ -20,8 +20,9 @@ type fakeDocker struct {
 	state               string // LocalNodeState
 	control             bool
 	joins, inits, leave int
-	joinTimesOut        bool   // join answers dockerd's timeout error, then turns active
-	nodes               string // GET /nodes answer (JSON); "" → []
+	joinTimesOut        bool                 // join answers dockerd's timeout error, then turns active
+	nodes               string               // GET /nodes answer (JSON); "" → []
+	extra               func(*http.ServeMux) // more endpoints
 }
 
 func (f *fakeDocker) serve(t *testing.T) string {
@@ -84,6 +85,9 @@ func (f *fakeDocker) serve(t *testing.T) string {
 		}
 		w.Write([]byte(f.nodes))
 	})
+	if f.extra != nil {
+		f.extra(mux)
+	}
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
