@@ -130,7 +130,7 @@ func (h *harness) call(c *http.Client, method, path string, in, out any) (int, e
 		return 0, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode/100 == 2 && out != nil {
+	if resp.StatusCode/100 == 2 && resp.StatusCode != http.StatusNoContent && out != nil {
 		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(out)
 	}
 	io.Copy(io.Discard, resp.Body)
