@@ -58,7 +58,7 @@ func (f *fakeRotator) RotationRunning() bool {
 }
 
 // TestRotateOverSocket: a dry run answers the plan, a roll streams its
-// lines to the End line, a refusal is one clear error, a second roll while
+// lines to the End line (for longer than the server's call timeouts), a refusal is one clear error, a second roll while
 // one runs is ErrRotationRunning, and the status reads the store.
 func TestRotateOverSocket(t *testing.T) {
 	t.Parallel()
@@ -72,7 +72,8 @@ func TestRotateOverSocket(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- (&Server{Ops: &Ops{Store: st, Rotator: fr}}).Serve(ctx, l) }()
+	srv := &Server{Ops: &Ops{Store: st, Rotator: fr}, ReadTimeout: 100 * time.Millisecond, WriteTimeout: 100 * time.Millisecond}
+	go func() { done <- srv.Serve(ctx, l) }()
 	defer func() { cancel(); <-done }()
 	c := NewClient(sock)
 	defer c.CloseIdle()

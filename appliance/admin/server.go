@@ -19,6 +19,9 @@ type Server struct {
 	Log *slog.Logger // nil → discard; tokens never reach it
 	// UID is the uid allowed besides root (0 → the process's own uid).
 	UID uint32
+	// ReadTimeout and WriteTimeout bound a call (0 → 10 s and 30 s); a
+	// roll's progress stream lifts them for itself.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
 type credKey struct{}
@@ -48,8 +51,8 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
+		ReadTimeout:       orDefault(s.ReadTimeout, 10*time.Second),
+		WriteTimeout:      orDefault(s.WriteTimeout, 30*time.Second),
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -159,6 +162,13 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, NodesResponse{Nodes: nodes})
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 func reply(w http.ResponseWriter, code int, v any) {

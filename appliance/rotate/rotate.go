@@ -110,8 +110,7 @@ type Progress struct {
 	Time time.Time
 	VM   string // "" for the roll as a whole
 	// Step is the node's step (drain, image, reset, boot, activate,
-	// done, skipped, failed, wait) or, for the roll, start, done or
-	// stopped.
+	// done, skipped, failed) or, for the roll, start, done or stopped.
 	Step    string
 	Message string
 }

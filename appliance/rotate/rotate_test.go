@@ -168,6 +168,24 @@ func TestTimeoutLeavesNodeDrained(t *testing.T) {
 	}
 }
 
+// TestInterruptedMidNode: the appliance stopping mid-roll: the roll ends as interrupted, the
+// node stays drained, and the record says how to resume.
+func TestInterruptedMidNode(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	workers(w, "w1", "w2")
+	w.back = func(n *fakeNode, v string) (string, string, bool) { return v, n.id, false }
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	rot, err := w.roller().Run(ctx, Request{Targets: []Target{{"workers", "new"}}, Timeout: time.Minute}, nil)
+	if !errors.Is(err, ErrStopped) || !strings.Contains(err.Error(), "interrupted at step boot") {
+		t.Fatalf("err = %v, want stopped: interrupted at step boot", err)
+	}
+	if st := w.rotation(); rot.State != store.RotationInterrupted || st.State != store.RotationInterrupted || !st.Nodes[0].Drained || st.Nodes[1].Step != "pending" {
+		t.Errorf("stored roll %+v", st)
+	}
+}
+
 // TestWrongComeback: a node that boots the wrong version, or comes back
 // as a new swarm node, stops the roll at once (no waiting out the
 // timeout), drained.
