@@ -317,3 +317,36 @@ func TestRotateAgainstApplianceRun(t *testing.T) {
 		t.Error("a join token was printed")
 	}
 }
+
+// TestRollPrinter: plain lines for a pipe; on a terminal aligned lines
+// with marks, and the End line left to followRoll.
+func TestRollPrinter(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 11, 26, 6, 10, 2, 0, time.UTC)
+	lines := []admin.RotateLine{{Time: at, Step: "start", Message: "1 of 1 nodes to roll"},
+		{Time: at, VM: "tf-sw-1", Step: "drain", Message: "draining swarm node k3q5"},
+		{Time: at, VM: "tf-sw-1", Step: "done", Message: "on w@1, active"},
+		{Time: at, Step: "end", End: true, State: store.RotationDone}}
+	var plain bytes.Buffer
+	p := newRollPrinter(&plain, false)
+	for _, l := range lines {
+		p.line(l)
+	}
+	p.close()
+	want := "2026-11-26T06:10:02Z rotate start: 1 of 1 nodes to roll\n2026-11-26T06:10:02Z tf-sw-1 drain: draining swarm node k3q5\n2026-11-26T06:10:02Z tf-sw-1 done: on w@1, active\n"
+	if plain.String() != want {
+		t.Errorf("plain:\n%q\nwant\n%q", plain.String(), want)
+	}
+	var term bytes.Buffer
+	p = newRollPrinter(&term, true)
+	for _, l := range lines {
+		p.line(l)
+	}
+	p.close()
+	p.close() // twice is fine
+	out := term.String()
+	if !strings.Contains(out, "✓ tf-sw-1        done      on w@1, active\n") || !strings.Contains(out, "  tf-sw-1        drain     draining") ||
+		strings.Contains(out, "end") || !strings.HasSuffix(out, "\r\033[K") {
+		t.Errorf("terminal:\n%q", out)
+	}
+}
