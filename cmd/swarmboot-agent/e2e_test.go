@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
 	"github.com/swarmboot/swarmboot/appliance/enroll"
@@ -93,8 +94,21 @@ func TestExistingSwarm(t *testing.T) {
 
 	// The operator revokes the node: its certificate stops working, the
 	// agent says so and waits for a token; a fresh token enrolls it again.
+	// Revoke also removes its swarm node through the manager's TLS Docker
+	// API (the swarm is not swarmboot's: no agent does it).
+	rejoined := nodeID(t, wrk)
+	waitFor(t, "a report with the new swarm node ID", func() bool {
+		rep, _, ok := a.srv.LastReport(m.name)
+		return ok && rep.Swarm.NodeID == rejoined
+	})
 	if err := a.srv.Revoke(m.name); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := mgr.c.NodeInspect(context.Background(), rejoined, client.NodeInspectOptions{}); !cerrdefs.IsNotFound(err) {
+		t.Errorf("after revoke the manager still lists %s: %v", rejoined, err)
+	}
+	if got := a.events(t, m.mac, "swarm-op"); got != 1 {
+		t.Errorf("%d swarm-op events after revoke, want 1", got)
 	}
 	waitFor(t, "the agent notices the revocation", func() bool {
 		return strings.Contains(logs["console"].String(), "refuses this node's certificate")
