@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -230,7 +231,50 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 	if n := enrolltest.Events(t, d.Store(), mac, "rotate"); n < 10 {
 		t.Errorf("%d rotate events for w1, want the steps of both rolls", n)
 	}
+	hw, _ := net.ParseMAC(mac)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		n := 0
+		for _, e := range d.Timeline().Events(hw) {
+			if e.Kind == "rotate" {
+				n++
+			}
+		}
+		if n >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rotate events on w1's timeline, want the steps of both rolls", n)
+		}
+	}
 	if strings.Contains(logs.String(), "SWMTKN") {
 		t.Error("a join token is in the log")
+	}
+}
+
+// TestRotationInterruptedAtStart: a roll the store says is running died
+// with the last process: the next start marks it interrupted, logs it,
+// and status shows it with what to do.
+func TestRotationInterruptedAtStart(t *testing.T) {
+	logs := &testlog.Buffer{}
+	cfg := loopbackConfig(t, logs)
+	st, err := store.Open(store.DefaultPath(cfg.DataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rot := store.Rotation{ID: "r", State: store.RotationRunning, Nodes: []store.RotationNode{{VM: "w1", Step: "boot", Drained: true}}}
+	if err := st.Update(func(tx *store.Tx) error { return tx.PutRotation(rot) }); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	d := start(t, cfg)
+	c := admin.NewClient(d.AdminSocket())
+	defer c.CloseIdle()
+	s, err := c.Rotation(context.Background())
+	if err != nil || s.Running || s.Rotation == nil || s.Rotation.State != store.RotationInterrupted ||
+		!strings.Contains(s.Rotation.Message, "w1 (step boot)") || !strings.Contains(s.Rotation.Message, "swarmboot rotate again") {
+		t.Errorf("status after a restart: %+v, %v", s, err)
+	}
+	if !strings.Contains(logs.String(), "interrupted") {
+		t.Error("the interrupted roll is not logged")
 	}
 }

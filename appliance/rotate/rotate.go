@@ -50,6 +50,8 @@ const (
 	DefaultTimeout = 15 * time.Minute
 	DefaultPoll    = time.Second
 	DefaultGrace   = 5 * time.Second
+	// DefaultWaitNote is how often a wait says it is still waiting.
+	DefaultWaitNote = time.Minute
 )
 
 // Sentinel errors; a refusal wraps ErrRefused and one of the more precise
@@ -110,7 +112,8 @@ type Progress struct {
 	Time time.Time
 	VM   string // "" for the roll as a whole
 	// Step is the node's step (drain, image, reset, boot, activate,
-	// done, skipped, failed) or, for the roll, start, done or stopped.
+	// done, skipped, failed; wait: still waiting, with what was seen
+	// last) or, for the roll, start, done or stopped.
 	Step    string
 	Message string
 }
@@ -147,6 +150,10 @@ type Roller struct {
 	// version is still taken for the old system's last word (0 →
 	// DefaultGrace).
 	Grace time.Duration
+	// WaitNote is how often a long wait emits a "wait" progress line
+	// saying what it waits for and what it saw last (0 →
+	// DefaultWaitNote).
+	WaitNote time.Duration
 }
 
 func (r *Roller) log() *slog.Logger {

@@ -146,7 +146,22 @@ func TestTimeoutLeavesNodeDrained(t *testing.T) {
 	w := newWorld(t)
 	workers(w, "w1", "w2", "w3")
 	w.back = func(n *fakeNode, v string) (string, string, bool) { return v, n.id, n.name != "w2" }
-	rot, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 300 * time.Millisecond}, nil)
+	r := w.roller()
+	r.WaitNote = 50 * time.Millisecond
+	var mu sync.Mutex
+	var waits []string
+	rot, err := r.Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 300 * time.Millisecond}, func(p Progress) {
+		if p.Step == "wait" {
+			mu.Lock()
+			waits = append(waits, p.VM+": "+p.Message)
+			mu.Unlock()
+		}
+	})
+	mu.Lock()
+	if len(waits) < 2 || !strings.Contains(waits[len(waits)-1], "w2: still waiting for w2 reporting "+newV) || !strings.Contains(waits[len(waits)-1], "no report since the reset") {
+		t.Errorf("wait notes %q: want a few, saying what w2 is waited for", waits)
+	}
+	mu.Unlock()
 	if !errors.Is(err, ErrStopped) || rot == nil {
 		t.Fatalf("err = %v, want ErrStopped", err)
 	}

@@ -21,6 +21,7 @@ const (
 	stepActivate = "activate"
 	stepDone     = "done"
 	stepFailed   = "failed"
+	stepWait     = "wait" // progress only: still waiting, and for what
 )
 
 // EventKind is the kind of the store events (and timeline entries) a roll
@@ -128,6 +129,7 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 	n.Started = r.now().UTC()
 	nctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	note := func(msg string) { g.say(pl.VM, stepWait, msg) }
 	if pl.Action == ActionRoll {
 		if pl.Role == api.RoleManager && !req.AllowQuorumLoss {
 			info, err := r.Nodes.CurrentSwarm(nctx)
@@ -143,7 +145,7 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 			return &nodeError{step: stepDrain, err: err}
 		}
 		n.Drained = true
-		if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityDrain); err != nil {
+		if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityDrain, note); err != nil {
 			return &nodeError{step: stepDrain, err: err}
 		}
 		g.node(i, stepImage, fmt.Sprintf("drained; boot image %s (was %s)", pl.Image, orNone(pl.OldImage)))
@@ -156,7 +158,7 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 		}
 		resetAt := r.now()
 		g.node(i, stepBoot, fmt.Sprintf("reset; waiting for %s, swarm active as %s, listed ready", pl.To, pl.NodeID))
-		if err := r.waitBack(nctx, pl, resetAt); err != nil {
+		if err := r.waitBack(nctx, pl, resetAt, note); err != nil {
 			return &nodeError{step: stepBoot, err: err}
 		}
 	}
@@ -164,7 +166,7 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 	if err := r.Swarm.SetAvailability(nctx, pl.NodeID, api.AvailabilityActive); err != nil {
 		return &nodeError{step: stepActivate, err: err}
 	}
-	if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityActive); err != nil {
+	if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityActive, note); err != nil {
 		return &nodeError{step: stepActivate, err: err}
 	}
 	n.Drained = false

@@ -11,12 +11,22 @@ import (
 )
 
 // waitFor calls check every Poll until it is done, fails, or ctx ends;
-// then the error says what was waited for and what was seen last.
-func (r *Roller) waitFor(ctx context.Context, what string, check func() (done bool, seen string, err error)) error {
+// then the error says what was waited for and what was seen last. Every
+// WaitNote meanwhile it tells note (when not nil) what it waits for.
+func (r *Roller) waitFor(ctx context.Context, what string, note func(string), check func() (done bool, seen string, err error)) error {
 	t := time.NewTicker(r.poll())
 	defer t.Stop()
 	seen := "nothing yet"
+	every := r.WaitNote
+	if every <= 0 {
+		every = DefaultWaitNote
+	}
+	next := time.Now().Add(every)
 	for {
+		if note != nil && time.Now().After(next) {
+			note(fmt.Sprintf("still waiting for %s (last seen: %s)", what, seen))
+			next = time.Now().Add(every)
+		}
 		done, s, err := check()
 		if s != "" {
 			seen = s
@@ -33,8 +43,8 @@ func (r *Roller) waitFor(ctx context.Context, what string, check func() (done bo
 }
 
 // waitListed waits until the manager lists nodeID with availability.
-func (r *Roller) waitListed(ctx context.Context, nodeID, availability string) error {
-	return r.waitFor(ctx, "the manager listing node "+nodeID+" "+availability, func() (bool, string, error) {
+func (r *Roller) waitListed(ctx context.Context, nodeID, availability string, note func(string)) error {
+	return r.waitFor(ctx, "the manager listing node "+nodeID+" "+availability, note, func() (bool, string, error) {
 		info, err := r.Nodes.CurrentSwarm(ctx)
 		if err != nil {
 			return false, "the swarm: " + err.Error(), nil
@@ -51,9 +61,9 @@ func (r *Roller) waitListed(ctx context.Context, nodeID, availability string) er
 // active with its node ID, and the manager lists it ready. A report made
 // well after the reset (Grace) with another version, or as another swarm
 // node, ends the wait with an error: waiting longer would not change it.
-func (r *Roller) waitBack(ctx context.Context, pl Planned, resetAt time.Time) error {
+func (r *Roller) waitBack(ctx context.Context, pl Planned, resetAt time.Time, note func(string)) error {
 	what := fmt.Sprintf("%s reporting %s, swarm active as %s and listed ready", pl.VM, pl.To, pl.NodeID)
-	return r.waitFor(ctx, what, func() (bool, string, error) {
+	return r.waitFor(ctx, what, note, func() (bool, string, error) {
 		rep, at, ok := r.Nodes.LastReport(pl.Node)
 		if !ok || !at.After(resetAt) {
 			return false, "no report since the reset", nil

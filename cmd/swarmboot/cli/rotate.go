@@ -209,6 +209,7 @@ type rollPrinter struct {
 	mu      sync.Mutex
 	last    admin.RotateLine
 	since   time.Time
+	waiting string // the last "wait" line's message, for the ticker
 	stop    chan struct{}
 	stopped bool
 }
@@ -235,6 +236,10 @@ func (p *rollPrinter) line(l admin.RotateLine) {
 		fmt.Fprintf(p.w, "%s %s %s: %s\n", l.Time.UTC().Format(time.RFC3339), who, l.Step, l.Message)
 		return
 	}
+	if l.Step == "wait" {
+		p.waiting = l.Message // shown by the ticking line, not as a line of its own
+		return
+	}
 	fmt.Fprint(p.w, "\r\033[K")
 	mark := " "
 	switch l.Step {
@@ -246,7 +251,7 @@ func (p *rollPrinter) line(l admin.RotateLine) {
 		mark = "-"
 	}
 	fmt.Fprintf(p.w, "%s %s %-14s %-9s %s\n", l.Time.Local().Format(time.TimeOnly), mark, l.VM, l.Step, l.Message)
-	p.last, p.since = l, time.Now()
+	p.last, p.since, p.waiting = l, time.Now(), ""
 }
 
 // tick redraws "waiting" under the last line once a second.
@@ -261,7 +266,11 @@ func (p *rollPrinter) tick() {
 		}
 		p.mu.Lock()
 		if p.last.VM != "" && p.last.Step != "done" && p.last.Step != "skipped" {
-			fmt.Fprintf(p.w, "\r\033[K  … %s: %s for %s", p.last.VM, p.last.Step, time.Since(p.since).Round(time.Second))
+			msg := fmt.Sprintf("  … %s: %s for %s", p.last.VM, p.last.Step, time.Since(p.since).Round(time.Second))
+			if p.waiting != "" {
+				msg += "; " + p.waiting
+			}
+			fmt.Fprint(p.w, "\r\033[K"+msg)
 		}
 		p.mu.Unlock()
 	}

@@ -325,6 +325,7 @@ func TestRollPrinter(t *testing.T) {
 	at := time.Date(2026, 11, 26, 6, 10, 2, 0, time.UTC)
 	lines := []admin.RotateLine{{Time: at, Step: "start", Message: "1 of 1 nodes to roll"},
 		{Time: at, VM: "tf-sw-1", Step: "drain", Message: "draining swarm node k3q5"},
+		{Time: at, VM: "tf-sw-1", Step: "wait", Message: "still waiting for the manager"},
 		{Time: at, VM: "tf-sw-1", Step: "done", Message: "on w@1, active"},
 		{Time: at, Step: "end", End: true, State: store.RotationDone}}
 	var plain bytes.Buffer
@@ -333,7 +334,8 @@ func TestRollPrinter(t *testing.T) {
 		p.line(l)
 	}
 	p.close()
-	want := "2026-11-26T06:10:02Z rotate start: 1 of 1 nodes to roll\n2026-11-26T06:10:02Z tf-sw-1 drain: draining swarm node k3q5\n2026-11-26T06:10:02Z tf-sw-1 done: on w@1, active\n"
+	want := "2026-11-26T06:10:02Z rotate start: 1 of 1 nodes to roll\n2026-11-26T06:10:02Z tf-sw-1 drain: draining swarm node k3q5\n" +
+		"2026-11-26T06:10:02Z tf-sw-1 wait: still waiting for the manager\n2026-11-26T06:10:02Z tf-sw-1 done: on w@1, active\n"
 	if plain.String() != want {
 		t.Errorf("plain:\n%q\nwant\n%q", plain.String(), want)
 	}
@@ -346,7 +348,7 @@ func TestRollPrinter(t *testing.T) {
 	p.close() // twice is fine
 	out := term.String()
 	if !strings.Contains(out, "✓ tf-sw-1        done      on w@1, active\n") || !strings.Contains(out, "  tf-sw-1        drain     draining") ||
-		strings.Contains(out, "end") || !strings.HasSuffix(out, "\r\033[K") {
+		strings.Contains(out, "end") || strings.Contains(out, "still waiting") || !strings.HasSuffix(out, "\r\033[K") {
 		t.Errorf("terminal:\n%q", out)
 	}
 }
