@@ -44,13 +44,13 @@ func OpFor(availability string, remove, force bool) (string, error) {
 	return "", fmt.Errorf("availability %q: want %q or %q", availability, api.AvailabilityDrain, api.AvailabilityActive)
 }
 
-// Do carries out one node operation with a manager's Docker API c:
+// nodeOp carries out one node operation with a manager's Docker API c:
 // availability through inspect + update of the node's spec at the version
-// read (a concurrent change makes Docker refuse it: the caller retries),
-// remove through docker node rm. A node the manager does not know gives
-// an error wrapping ErrNoNode. The appliance (Remote) and the agent of a
-// swarmboot-made manager both use it.
-func Do(ctx context.Context, c *client.Client, op api.NodeOp) error {
+// read (a concurrent change makes Docker refuse it rather than be
+// overwritten), remove through docker node rm. A node the manager does not
+// know gives an error wrapping ErrNoNode. (The agent of a swarmboot-made
+// manager does the same with its local Docker API, agent/nodeops.go.)
+func nodeOp(ctx context.Context, c *client.Client, op api.NodeOp) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	var err error
@@ -102,7 +102,7 @@ func (r *Remote) do(ctx context.Context, op api.NodeOp) error {
 	if err := api.ValidateNodeID(op.Node); err != nil {
 		return fmt.Errorf("swarm node: %w", err)
 	}
-	if err := Do(ctx, r.Client, op); err != nil {
+	if err := nodeOp(ctx, r.Client, op); err != nil {
 		return fmt.Errorf("swarm manager %s: %w", r.Client.DaemonHost(), err)
 	}
 	// The next Swarm call should show the change, not a cached list.
