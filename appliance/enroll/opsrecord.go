@@ -79,7 +79,9 @@ func (s *Server) nodeForSwarmID(id string) (name, mac, vm string) {
 
 // hostnameOf is the swarm node's hostname as the last push listed it.
 func (s *Server) hostnameOf(id string) string {
-	info, err := s.CurrentSwarm(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := s.CurrentSwarm(ctx)
 	if err != nil {
 		return ""
 	}

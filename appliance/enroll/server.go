@@ -2,7 +2,10 @@
 // POST /v1/enroll turns a one-time token into a node certificate; with that
 // certificate (mutual TLS) an agent asks GET /v1/node/plan what to do with
 // the swarm, heartbeats with POST /v1/node/report and renews its
-// certificate with POST /v1/node/renew.
+// certificate with POST /v1/node/renew. The answer to an active manager's
+// heartbeat may carry node operations (drain, activate, remove) that the
+// Server's SetAvailability and Remove queued for it (ops.go): the Server
+// is a swarm.Operator.
 //
 // Tokens are only ever compared as SHA-256 hashes; tokens, join tokens and
 // keys never reach a log line, an event or an error message.
