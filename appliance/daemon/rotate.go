@@ -154,18 +154,25 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 	return ch, nil
 }
 
-// Rotate runs a roll to its end (for Go callers such as the lab; the CLI
-// goes through the admin socket). Only one roll runs at a time.
+// Rotate runs a roll to its end, or until ctx ends or the appliance
+// stops (for Go callers such as the lab; the CLI goes through the admin
+// socket). Only one roll runs at a time.
 func (d *Daemon) Rotate(ctx context.Context, req rotate.Request, emit func(rotate.Progress)) (*store.Rotation, error) {
 	r, err := d.roller()
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.claimRotation(); err != nil {
+	runCtx, err := d.claimRotation()
+	if err != nil {
 		return nil, err
 	}
 	defer d.rot.wg.Done()
 	defer d.releaseRotation()
+	// The roll also ends with the appliance (Run waits for it).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(runCtx, cancel)
+	defer stop()
 	return r.Run(ctx, req, emit)
 }
 
@@ -183,6 +190,13 @@ func (d *Daemon) claimRotation() (context.Context, error) {
 	d.rot.running = true
 	d.rot.wg.Add(1)
 	return d.rot.ctx, nil
+}
+
+// rotCtx is Run's context once Run started (nil before).
+func (d *Daemon) rotCtx() context.Context {
+	d.rot.mu.Lock()
+	defer d.rot.mu.Unlock()
+	return d.rot.ctx
 }
 
 func (d *Daemon) releaseRotation() {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/admin"
 	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
+	"github.com/swarmboot/swarmboot/appliance/rotate"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
 	"github.com/swarmboot/swarmboot/images/build"
@@ -120,17 +122,14 @@ func (m *labMachine) report() api.Report {
 		Swarm: api.SwarmState{State: "active", NodeID: labNodeID, Role: api.RoleWorker, ClusterID: "c1"}}
 }
 
-// TestRotateThroughAdminSocket rolls a netbooted worker of a running
-// appliance through its admin socket: a dry run plans it, a roll whose
-// machine never comes back stops after the timeout leaving it drained
-// (and says so in the stream and the status), and the same roll again
-// resumes: the VM boots the new image (its iPXE script names it), the
-// agent reports the new version, the node is active again, and the steps
-// are on the machine's timeline. No join token reaches the log.
-func TestRotateThroughAdminSocket(t *testing.T) {
-	logs := &testlog.Buffer{}
-	cfg := loopbackConfig(t, logs)
-	const mac = "52:54:00:ad:01:01"
+const labMAC = "52:54:00:ad:01:01"
+
+// rollable writes the builds lab (lab@aaaaaaaaaaaa, what w1 runs) and
+// lab2 (lab2@bbbbbbbbbbbb) into cfg's artifacts and makes a labMachine
+// cfg's swarm and reset hook; it starts broken (a reset never brings it
+// back).
+func rollable(t *testing.T, cfg *Config) *labMachine {
+	t.Helper()
 	for img, v := range map[string]string{"lab": "lab@aaaaaaaaaaaa", "lab2": "lab2@bbbbbbbbbbbb"} {
 		for _, f := range []string{"-kernel", "-initrd.img", "-cmdline"} {
 			b, err := os.ReadFile(filepath.Join(cfg.Artifacts, "lab"+f))
@@ -145,24 +144,30 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m := &labMachine{version: "lab@aaaaaaaaaaaa", up: true, avail: api.AvailabilityActive, broken: true, mac: mac, art: cfg.Artifacts}
+	m := &labMachine{version: "lab@aaaaaaaaaaaa", up: true, avail: api.AvailabilityActive, broken: true, mac: labMAC, art: cfg.Artifacts}
 	cfg.Swarm, cfg.ResetVM, cfg.RotatePoll = m, m.reset, 20*time.Millisecond
-	d := start(t, cfg)
+	return m
+}
+
+// worker records VM w1 (group workers, image lab) in d's store, enrolls
+// its agent through the agent API and heartbeats as m says until the test
+// ends.
+func worker(t *testing.T, d *Daemon, m *labMachine) {
+	t.Helper()
 	m.base = d.HTTPBase()
 	if err := d.Store().Update(func(tx *store.Tx) error {
-		return tx.PutVM(store.VM{Name: "w1", Group: "workers", Role: api.RoleWorker, Image: "lab", MAC: mac})
+		return tx.PutVM(store.VM{Name: "w1", Group: "workers", Role: api.RoleWorker, Image: "lab", MAC: labMAC})
 	}); err != nil {
 		t.Fatal(err)
 	}
 	c := admin.NewClient(d.AdminSocket())
 	defer c.CloseIdle()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	tr, err := c.CreateToken(ctx, admin.TokenRequest{MAC: mac})
+	tr, err := c.CreateToken(ctx, admin.TokenRequest{MAC: labMAC})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, _, _ := enrolltest.Enroll(t, d.APIURL(), d.CAPEM(), tr.Token, "00000000-0000-0000-0000-0000000001ad", mac)
+	cl, _, _ := enrolltest.Enroll(t, d.APIURL(), d.CAPEM(), tr.Token, "00000000-0000-0000-0000-0000000001ad", labMAC)
 	beat := make(chan struct{})
 	go func() {
 		defer close(beat)
@@ -171,23 +176,39 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 			up := m.up
 			m.mu.Unlock()
 			if up {
-				if err := cl.Report(ctx, m.report()); err != nil && ctx.Err() == nil {
-					t.Logf("report: %v", err)
-				}
+				_ = cl.Report(ctx, m.report())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	defer func() { cancel(); <-beat }()
+	t.Cleanup(func() { cancel(); <-beat })
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if _, _, ok := d.API().LastReport("w1"); ok {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			nodes, _ := c.Nodes(ctx)
-			t.Fatalf("no heartbeat reached the appliance; nodes %+v", nodes)
+			t.Fatal("no heartbeat of w1 reached the appliance")
 		}
 	}
+}
+
+// TestRotateThroughAdminSocket rolls a netbooted worker of a running
+// appliance through its admin socket: a dry run plans it, a roll whose
+// machine never comes back stops after the timeout leaving it drained
+// (and says so in the stream and the status), and the same roll again
+// resumes: the VM boots the new image (its iPXE script names it), the
+// agent reports the new version, the node is active again, and the steps
+// are on the machine's timeline. No join token reaches the log.
+func TestRotateThroughAdminSocket(t *testing.T) {
+	logs := &testlog.Buffer{}
+	cfg := loopbackConfig(t, logs)
+	m := rollable(t, &cfg)
+	d := start(t, cfg)
+	c := admin.NewClient(d.AdminSocket())
+	defer c.CloseIdle()
+	ctx := context.Background()
+	const mac = labMAC
+	worker(t, d, m)
 
 	req := admin.RotateRequest{Groups: []admin.RotateGroup{{Group: "workers", Image: "lab2"}}, Timeout: "1500ms"}
 	lines, err := c.PlanRotation(ctx, req)
@@ -276,5 +297,70 @@ func TestRotationInterruptedAtStart(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "interrupted") {
 		t.Error("the interrupted roll is not logged")
+	}
+}
+
+// TestRotateGoAPI: Rotate needs a running appliance, refuses a second
+// roll while one runs, and a roll under way ends (interrupted, the node
+// left drained) when the appliance stops even though the caller's context
+// goes on: Run waits for it.
+func TestRotateGoAPI(t *testing.T) {
+	logs := &testlog.Buffer{}
+	cfg := loopbackConfig(t, logs)
+	m := rollable(t, &cfg)
+	d, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	req := rotate.Request{Targets: []rotate.Target{{Group: "workers", Image: "lab2"}}, Timeout: time.Hour}
+	if _, err := d.Rotate(context.Background(), req, nil); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Fatalf("Rotate before Run: %v", err)
+	}
+	if err := d.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ran := make(chan error, 1)
+	go func() { ran <- d.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); d.rotCtx() == nil; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the appliance did not start")
+		}
+	}
+	worker(t, d, m)
+	rolled := make(chan error, 1)
+	go func() {
+		_, err := d.Rotate(context.Background(), req, nil)
+		rolled <- err
+	}()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, n := m.state(); n == 1 {
+			break // reset: the roll waits for a machine that will not come back
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the roll did not reset w1")
+		}
+	}
+	if _, err := d.Rotate(context.Background(), req, nil); !errors.Is(err, admin.ErrRotationRunning) {
+		t.Errorf("second roll: %v, want ErrRotationRunning", err)
+	}
+	cancel()
+	select {
+	case err := <-rolled:
+		if !errors.Is(err, rotate.ErrStopped) || !strings.Contains(err.Error(), "interrupted") {
+			t.Errorf("roll when the appliance stopped: %v, want interrupted", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the roll did not end with the appliance")
+	}
+	if err := <-ran; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	var rot *store.Rotation
+	if err := d.Store().View(func(tx *store.Tx) error { var err error; rot, err = tx.Rotation(); return err }); err != nil ||
+		rot.State != store.RotationInterrupted || !rot.Nodes[0].Drained {
+		t.Errorf("recorded roll %+v, %v; want interrupted, w1 drained", rot, err)
 	}
 }
