@@ -2,6 +2,7 @@ package vsphere
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/vmware/govmomi/fault"
 	"github.com/vmware/govmomi/vim25/types"
@@ -23,6 +24,27 @@ func (c *Client) Reset(ctx context.Context, vm *VM) error {
 		return Explain(err, "reset", "VM "+vm.Name)
 	}
 	vm.PowerState = string(types.VirtualMachinePowerStatePoweredOn)
+	return nil
+}
+
+// SetISO points vm's CD-ROM at the datastore ISO dsPath ("[ds] dir/x.iso"),
+// so its next boot starts the new image (a roll of an iso-boot VM). The
+// VM must have the CD-ROM its iso-boot creation gave it.
+func (c *Client) SetISO(ctx context.Context, vm *VM, dsPath string) error {
+	o := c.Object(vm)
+	devices, err := o.Device(ctx)
+	if err != nil {
+		return Explain(err, "read the devices of", "VM "+vm.Name)
+	}
+	cds := devices.SelectByType((*types.VirtualCdrom)(nil))
+	if len(cds) == 0 {
+		return fmt.Errorf("VM %s has no CD-ROM to put %s in: it was not created for iso boot (its group's boot: is pxe?)", vm.Name, dsPath)
+	}
+	cd := devices.InsertIso(cds[0].(*types.VirtualCdrom), dsPath)
+	if err := o.EditDevice(ctx, cd); err != nil {
+		return Explain(err, "change the CD-ROM of", "VM "+vm.Name)
+	}
+	vm.ISO = dsPath
 	return nil
 }
 

@@ -25,8 +25,9 @@ func runtimeOf(t *testing.T, c *Client, vm *VM) types.VirtualMachineRuntimeInfo 
 }
 
 // TestResetAndSetImage resets a running VM (it boots again: a new boot
-// time), powers on an off one, records a new image marker, and turns a
-// refused reset into one line naming the VM.
+// time), powers on an off one, records a new image marker, puts a new ISO
+// into an iso VM's CD-ROM (a pxe VM has none), and turns a refused reset
+// into one line naming the VM.
 func TestResetAndSetImage(t *testing.T) {
 	// Not parallel: simulators share package state.
 	sim, c := startSim(t)
@@ -80,6 +81,22 @@ func TestResetAndSetImage(t *testing.T) {
 	}
 	if got.Image != "worker-2027q1" || extra(readConfig(t, c, vm), KeyImage) != "worker-2027q1" {
 		t.Errorf("image marker %q, want worker-2027q1", got.Image)
+	}
+
+	if err := c.SetISO(ctx, vm, "[LocalDS_0] swarmboot/new.iso"); err == nil || !strings.Contains(err.Error(), "no CD-ROM") {
+		t.Errorf("SetISO on a pxe VM: %v, want no CD-ROM", err)
+	}
+	iso, err := c.CreateVM(ctx, p, folder, VMSpec{Name: "tf-sw-m1", Group: "managers", Role: "manager", Image: "[LocalDS_0] swarmboot/old.iso", Index: 1,
+		CPUs: 1, MemoryMiB: 512, DiskGiB: 1, GuestID: "otherLinux64Guest", Firmware: "bios", Boot: "iso", ISO: "[LocalDS_0] swarmboot/old.iso",
+		BIOSUUID: uuid.NewString(), InstanceUUID: uuid.NewString()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetISO(ctx, iso, "[LocalDS_0] swarmboot/new.iso"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Get(ctx, iso.Ref); err != nil || got.ISO != "[LocalDS_0] swarmboot/new.iso" {
+		t.Errorf("CD-ROM after SetISO: %q, %v", got.ISO, err)
 	}
 
 	sim.AddFault(&simulator.FaultInjectionRule{MethodName: "ResetVM_Task", ObjectType: "*", ObjectName: "*", Probability: 1,
