@@ -29,8 +29,12 @@ func (d *Daemon) roller() (*rotate.Roller, error) {
 	if d.cfg.Artifacts == "" {
 		return nil, fmt.Errorf("%w: the appliance serves no artifacts directory (--artifacts), so there is no build to roll onto", rotate.ErrRefused)
 	}
-	return &rotate.Roller{Store: d.st, Swarm: d.api, Nodes: d.api, Machines: machines{d}, Artifacts: d.cfg.Artifacts,
-		Boot: d.groupBoot, Log: d.log.With("part", "rotate"), Poll: d.cfg.RotatePoll}, nil
+	r := &rotate.Roller{Store: d.st, Swarm: d.api, Nodes: d.api, Machines: machines{d}, Artifacts: d.cfg.Artifacts,
+		Boot: d.groupBoot, Log: d.log.With("part", "rotate"), Poll: d.cfg.RotatePoll}
+	if d.vc != nil {
+		r.ISO = machines{d}
+	}
+	return r, nil
 }
 
 // groupBoot is the boot mode the site gives group ("" without a site).
@@ -44,7 +48,8 @@ func (d *Daemon) groupBoot(group string) string {
 	return ""
 }
 
-// machines resets VMs and records their image marker.
+// machines resets VMs, records their image marker and, for iso-boot
+// VMs, changes their ISO.
 type machines struct{ d *Daemon }
 
 func (m machines) Reset(ctx context.Context, vm string) error {
@@ -66,6 +71,12 @@ func (m machines) SetImage(ctx context.Context, vm, image string) error {
 		return nil // not a vCenter VM of ours: the store is all there is
 	}
 	return err
+}
+
+// InsertISO pushes the build's ISO and puts it in the VM's CD-ROM
+// (rotate.ISOs; only with a vCenter).
+func (m machines) InsertISO(ctx context.Context, vm, image string) (string, error) {
+	return m.d.vc.insertISO(ctx, m.d.cfg.Artifacts, vm, image)
 }
 
 func toRequest(req admin.RotateRequest) (rotate.Request, error) {

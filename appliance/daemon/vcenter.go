@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sync"
 
 	"github.com/vmware/govmomi/vim25/types"
@@ -133,6 +134,36 @@ func (v *vcenter) reset(ctx context.Context, name string) error {
 		return err
 	}
 	return v.vs.Reset(ctx, vm)
+}
+
+// insertISO pushes artifacts/image.iso to the site's datastore (once:
+// the file name carries its content hash), points the VM's CD-ROM at it
+// and records its datastore path as the VM's image marker, as apply does
+// for an iso-boot VM; it returns that path.
+func (v *vcenter) insertISO(ctx context.Context, artifacts, name, image string) (string, error) {
+	local := filepath.Join(artifacts, image+".iso")
+	p, err := v.vs.Resolve(ctx, v.fleet.Site)
+	if err != nil {
+		return "", err
+	}
+	pushed, err := v.vs.Push(ctx, p.Datacenter, p.Datastore, local, nil)
+	if err != nil {
+		return "", fmt.Errorf("push %s: %w", local, err)
+	}
+	if pushed.Uploaded {
+		v.log.Info("rotate: ISO pushed", "image", image, "path", pushed.Path)
+	}
+	vm, err := v.vm(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if err := v.vs.SetISO(ctx, vm, pushed.Path); err != nil {
+		return "", err
+	}
+	if err := v.vs.SetImage(ctx, vm, pushed.Path); err != nil {
+		return "", err
+	}
+	return pushed.Path, nil
 }
 
 // setImage records the VM's new image as its swarmboot.image marker.

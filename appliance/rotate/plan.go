@@ -40,6 +40,7 @@ type Planned struct {
 	From, To                   string // image versions
 	Action                     string
 	Why                        string
+	ISO                        bool // boots from an ISO: step 2 pushes it and changes the CD-ROM
 }
 
 // Lines describe the plan for people, one line per node in roll order.
@@ -54,8 +55,12 @@ func (p *Plan) Lines() []string {
 		switch pl.Action {
 		case ActionRoll:
 			n++
-			out = append(out, fmt.Sprintf("%d. %s: %s → %s: drain, boot image %s (was %s), reset, wait for %s, swarm active and ready, activate",
-				n, who, orNone(pl.From), pl.To, pl.Image, orNone(pl.OldImage), pl.To))
+			how := fmt.Sprintf("boot image %s (was %s)", pl.Image, orNone(pl.OldImage))
+			if pl.ISO {
+				how = fmt.Sprintf("push %s.iso to the datastore and put it in the CD-ROM (was %s)", pl.Image, orNone(pl.OldImage))
+			}
+			out = append(out, fmt.Sprintf("%d. %s: %s → %s: drain, %s, reset, wait for %s, swarm active and ready, activate",
+				n, who, orNone(pl.From), pl.To, how, pl.To))
 		case ActionActivate:
 			n++
 			out = append(out, fmt.Sprintf("%d. %s: on %s already, drained by the last roll: activate", n, who, pl.To))
@@ -112,7 +117,12 @@ func (r *Roller) Plan(ctx context.Context, req Request) (*Plan, error) {
 			return nil, fmt.Errorf("%w: group %s named twice", ErrRefused, t.Group)
 		}
 		seen[t.Group] = true
-		version, err := r.checkImage(t)
+		iso := r.isISO(t.Group, vms)
+		if iso && r.ISO == nil {
+			return nil, fmt.Errorf("%w: group %s boots from an ISO: a roll needs the new ISO pushed to the datastore and each VM's CD-ROM changed, which this appliance cannot do (it has no vCenter). Roll it by hand, one VM at a time: swarmboot push the new ISO, drain the node (docker node update --availability drain), point the VM's CD-ROM at the new ISO in vCenter, reset it, activate it when it is back; or make the group boot: pxe",
+				ErrISO, t.Group)
+		}
+		version, err := r.checkImage(t, iso)
 		if err != nil {
 			return nil, err
 		}
@@ -124,6 +134,7 @@ func (r *Roller) Plan(ctx context.Context, req Request) (*Plan, error) {
 			}
 			n++
 			pl, err := r.planVM(vm, t, version, nodes, info, prev)
+			pl.ISO = iso
 			if err != nil {
 				return nil, err
 			}
@@ -151,13 +162,36 @@ func less(a, b Planned) bool {
 	return a.VM < b.VM
 }
 
-// checkImage refuses an image the booter could not serve and returns its
-// version.
-func (r *Roller) checkImage(t Target) (string, error) {
-	if !site.IsBuildName(t.Image) {
-		return "", fmt.Errorf("%w: group %s: image %q is not a build name (a name from swarmboot build --name NAME, no path, no .iso): rotate netboots the nodes into a build", ErrRefused, t.Group, t.Image)
+// isISO says whether group boots from an ISO: the site says so, or
+// (without a site) one of its VMs records an image that is not a build.
+func (r *Roller) isISO(group string, vms []store.VM) bool {
+	if r.Boot != nil {
+		switch r.Boot(group) {
+		case "iso":
+			return true
+		case "pxe":
+			return false
+		}
 	}
-	for _, f := range []string{t.Image + "-kernel", t.Image + "-initrd.img"} {
+	for _, vm := range vms {
+		if vm.Group == group && vm.Image != "" && !site.IsBuildName(vm.Image) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkImage refuses an image the VMs could not boot and returns its
+// version.
+func (r *Roller) checkImage(t Target, iso bool) (string, error) {
+	if !site.IsBuildName(t.Image) {
+		return "", fmt.Errorf("%w: group %s: image %q is not a build name (a name from swarmboot build --name NAME, no path, no .iso): rotate boots the nodes into a build", ErrRefused, t.Group, t.Image)
+	}
+	files := []string{t.Image + "-kernel", t.Image + "-initrd.img"}
+	if iso {
+		files = []string{t.Image + ".iso"}
+	}
+	for _, f := range files {
 		if _, err := os.Stat(filepath.Join(r.Artifacts, f)); err != nil {
 			return "", fmt.Errorf("%w: group %s: image %s has no %s in the artifacts directory %s: build it there (swarmboot build --name %s -o %s)",
 				ErrRefused, t.Group, t.Image, f, r.Artifacts, t.Image, r.Artifacts)
@@ -173,14 +207,6 @@ func (r *Roller) checkImage(t Target) (string, error) {
 // planVM decides what the roll does to vm.
 func (r *Roller) planVM(vm store.VM, t Target, version string, nodes []store.Node, info swarm.Info, prev *store.Rotation) (Planned, error) {
 	pl := Planned{VM: vm.Name, Group: vm.Group, Role: vm.Role, MAC: vm.MAC, Image: t.Image, OldImage: vm.Image, To: version, Action: ActionRoll}
-	boot := ""
-	if r.Boot != nil {
-		boot = r.Boot(vm.Group)
-	}
-	if boot == "iso" || (boot == "" && vm.Image != "" && !site.IsBuildName(vm.Image)) {
-		return pl, fmt.Errorf("%w: group %s boots from an ISO (VM %s, image %s): a roll would need the new ISO pushed to the datastore and each VM's CD-ROM changed, which swarmboot does not do yet. Roll it by hand, one VM at a time: swarmboot push the new ISO, drain the node (docker node update --availability drain), point the VM's CD-ROM at the new ISO in vCenter, reset it, activate it when it is back; or make the group boot: pxe",
-			ErrISO, vm.Group, vm.Name, orNone(vm.Image))
-	}
 	node := nodeOf(vm, nodes)
 	if node == nil {
 		return pl, fmt.Errorf("%w: VM %s has no enrolled node: it never came up, so a roll could not tell when it is back. Fix it first (swarmboot events %s), or leave group %s out", ErrRefused, vm.Name, orNone(vm.MAC), vm.Group)

@@ -23,9 +23,10 @@
 // through in Request.Timeout stops the roll and stays drained; the error
 // says what to do.
 //
-// Only netbooted (pxe) groups can be rolled: an iso group needs the new
-// ISO pushed to the datastore and the VM's CD-ROM changed, which this
-// package does not do (Plan refuses such a group and says so).
+// Netbooted (pxe) groups boot the store's image, so step 2 is all they
+// need. For an iso-boot group step 2 pushes the build's ISO (NAME.iso) to
+// the datastore and points the VM's CD-ROM at it (Roller.ISO); without
+// one, Plan refuses such a group and says what to do by hand.
 //
 //	r := &rotate.Roller{Store: st, Swarm: api, Nodes: api, Machines: vms, Artifacts: "out"}
 //	rot, err := r.Run(ctx, rotate.Request{Targets: []rotate.Target{{Group: "workers", Image: "worker"}}},
@@ -89,6 +90,15 @@ type Machines interface {
 	Reset(ctx context.Context, vm string) error
 }
 
+// ISOs put a build in front of an iso-boot VM: its ISO pushed to the
+// datastore and the VM's CD-ROM pointed at it.
+type ISOs interface {
+	// InsertISO makes VM vm boot build image's ISO (NAME.iso in the
+	// artifacts directory) at its next reset, and returns the image as
+	// the VM now records it (the ISO's datastore path).
+	InsertISO(ctx context.Context, vm, image string) (recorded string, err error)
+}
+
 // Target is one group to roll onto Image, a build name in the artifacts
 // directory (NAME-kernel, NAME-initrd.img, NAME.version).
 type Target struct {
@@ -132,6 +142,9 @@ type Roller struct {
 	Swarm    Operator
 	Nodes    Heartbeats
 	Machines Machines
+	// ISO rolls iso-boot groups (nil → they are refused, with what to do
+	// by hand).
+	ISO ISOs
 	// Artifacts is the directory the booter serves images from.
 	Artifacts string
 	// Version reads the version of build name in dir (nil →

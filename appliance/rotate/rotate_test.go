@@ -234,6 +234,50 @@ func TestWrongComeback(t *testing.T) {
 	}
 }
 
+// TestRollISOGroup: an iso-boot group (known from its VMs' datastore
+// images) gets the build's ISO pushed into each VM's CD-ROM instead of a
+// netboot image; the store records the ISO's datastore path. A build
+// without an ISO is refused.
+func TestRollISOGroup(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	w.add("c1", "cdrom", api.RoleWorker, "[LocalDS_0] swarmboot/old-111.iso", oldV)
+	w.add("c2", "cdrom", api.RoleWorker, "[LocalDS_0] swarmboot/old-111.iso", oldV)
+	r := w.roller()
+	r.ISO = w
+	req := Request{Targets: []Target{{"cdrom", "new"}}, Timeout: 5 * time.Second}
+	if _, err := r.Plan(context.Background(), req); !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "new.iso") {
+		t.Fatalf("no new.iso built: %v, want a refusal naming it", err)
+	}
+	if err := os.WriteFile(filepath.Join(w.dir, "new.iso"), []byte("iso"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := r.Plan(context.Background(), req)
+	if err != nil || !strings.Contains(p.Lines()[0], "push new.iso to the datastore and put it in the CD-ROM") {
+		t.Fatalf("plan: %v, %v", p, err)
+	}
+	if _, err := r.Run(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"drain c1", "iso c1 new", "reset c1", "activate c1", "drain c2", "iso c2 new", "reset c2", "activate c2"}
+	if got := w.callLog(); !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if n := w.node("c2"); n.version != newV {
+		t.Errorf("c2 runs %s, want %s", n.version, newV)
+	}
+	err = w.st.View(func(tx *store.Tx) error {
+		vm, err := tx.VM("c1")
+		if err == nil && vm.Image != "[LocalDS_0] swarmboot/new-222.iso" {
+			t.Errorf("c1 records image %q, want the new ISO's datastore path", vm.Image)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestManagerQuorum: a single manager, or one of three with another down,
 // is refused before anything is touched; --allow-quorum-loss rolls the
 // single manager.

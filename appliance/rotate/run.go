@@ -148,7 +148,11 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 		if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityDrain, note); err != nil {
 			return &nodeError{step: stepDrain, err: err}
 		}
-		g.node(i, stepImage, fmt.Sprintf("drained; boot image %s (was %s)", pl.Image, orNone(pl.OldImage)))
+		msg := fmt.Sprintf("drained; boot image %s (was %s)", pl.Image, orNone(pl.OldImage))
+		if pl.ISO {
+			msg = fmt.Sprintf("drained; pushing %s.iso to the datastore and into the CD-ROM (was %s)", pl.Image, orNone(pl.OldImage))
+		}
+		g.node(i, stepImage, msg)
 		if err := r.setImage(nctx, pl); err != nil {
 			return &nodeError{step: stepImage, err: err}
 		}
@@ -174,18 +178,28 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 	return nil
 }
 
-// setImage points the VM's store record (what the booter serves) and the
-// hypervisor's marker at the target build.
+// setImage makes the VM boot the target build at its next reset: a
+// netbooted VM's store record (what the booter serves) and hypervisor
+// marker name the build; an iso-boot VM gets the build's ISO in its
+// CD-ROM, and the store records the ISO's datastore path as apply does.
 func (r *Roller) setImage(ctx context.Context, pl Planned) error {
+	image := pl.Image
+	if pl.ISO {
+		recorded, err := r.ISO.InsertISO(ctx, pl.VM, pl.Image)
+		if err != nil {
+			return err
+		}
+		image = recorded
+	}
 	err := r.Store.Update(func(tx *store.Tx) error {
 		vm, err := tx.VM(pl.VM)
 		if err != nil {
 			return err
 		}
-		vm.Image = pl.Image
+		vm.Image = image
 		return tx.PutVM(*vm)
 	})
-	if err != nil {
+	if err != nil || pl.ISO {
 		return err
 	}
 	return r.Machines.SetImage(ctx, pl.VM, pl.Image)

@@ -36,6 +36,8 @@ type world struct {
 	back func(n *fakeNode, version string) (v, id string, ok bool)
 	// bootDelay is how long a reset node is away.
 	bootDelay time.Duration
+	// isos maps the datastore ISOs InsertISO made to their builds.
+	isos map[string]string
 }
 
 type fakeNode struct {
@@ -61,7 +63,8 @@ func newWorld(t *testing.T) *world {
 		}
 		os.WriteFile(filepath.Join(art, name+".version"), []byte(v+"\n"), 0o644)
 	}
-	return &world{t: t, st: st, dir: art, nodes: map[string]*fakeNode{}, bootDelay: 20 * time.Millisecond}
+	return &world{t: t, st: st, dir: art, nodes: map[string]*fakeNode{}, bootDelay: 20 * time.Millisecond,
+		isos: map[string]string{"[LocalDS_0] swarmboot/old-111.iso": "old"}}
 }
 
 // add puts a VM of group (booting image, running version) into the store,
@@ -123,6 +126,19 @@ func (w *world) SetImage(_ context.Context, vm, image string) error {
 	return nil
 }
 
+// InsertISO plays the datastore push and CD-ROM change of an iso VM.
+func (w *world) InsertISO(_ context.Context, vm, image string) (string, error) {
+	if _, err := os.Stat(filepath.Join(w.dir, image+".iso")); err != nil {
+		return "", err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.calls = append(w.calls, "iso "+vm+" "+image)
+	ds := "[LocalDS_0] swarmboot/" + image + "-222.iso"
+	w.isos[ds] = image
+	return ds, nil
+}
+
 // Reset takes the node down and brings it back after bootDelay running
 // the version of the image the store names for its VM now.
 func (w *world) Reset(_ context.Context, vm string) error {
@@ -137,6 +153,11 @@ func (w *world) Reset(_ context.Context, vm string) error {
 	if err != nil {
 		return err
 	}
+	w.mu.Lock()
+	if b, ok := w.isos[image]; ok {
+		image = b // the build whose ISO is in the CD-ROM
+	}
+	w.mu.Unlock()
 	version, err := build.ReadVersion(w.dir, image)
 	if err != nil {
 		return err

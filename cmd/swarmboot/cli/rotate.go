@@ -61,14 +61,16 @@ progress. Interrupting this command does not stop the roll: follow it
 with "swarmboot rotate status". Its steps are also on each machine's
 timeline ("swarmboot events MAC", kind rotate).
 
-Only netbooted groups (boot: pxe) can be rolled. An iso group needs the
-new ISO pushed to the datastore and each VM's CD-ROM changed, which
-swarmboot does not do yet: it is refused (with --site, skipped) with
-what to do by hand. See docs/rotate.md.
+A netbooted VM (boot: pxe) boots the new build from the appliance at
+step 2. For an iso-boot VM (boot: iso) step 2 pushes the build's ISO
+(NAME.iso beside its artifacts) to the site's datastore and points the VM's
+CD-ROM at it; that needs the appliance's vCenter (appliance run --site).
+See docs/rotate.md.
 
 --group takes a group name (with --image) or GROUP=BUILD; repeat it for
-several groups. --site rolls every pxe group of the site file onto its
-group's image: (edit the file to name the new build first).
+several groups. --site rolls every group of the site file onto its group's
+image: (edit the file to name the new build first); a group whose image is
+an ISO file rather than a build is skipped with a note.
 
 Exit status: 0 when every node is on the new image, 3 when the roll
 stopped at a node, 1 when it was refused.
@@ -112,7 +114,7 @@ Examples:
 	f := cmd.Flags()
 	f.StringArrayVar(&groups, "group", nil, "group to roll: NAME (with --image) or NAME=BUILD; repeat for several")
 	f.StringVar(&image, "image", "", "the build to roll the --group groups onto (swarmboot build --name)")
-	f.StringVarP(&sitePath, "site", "s", "", "roll every pxe group of this site file onto its image:")
+	f.StringVarP(&sitePath, "site", "s", "", "roll every group of this site file onto its image:")
 	f.DurationVar(&timeout, "timeout", 0, "time each node has to get through its roll (default 15m)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the order and what would happen to each node; change nothing")
 	f.BoolVar(&allowLoss, "allow-quorum-loss", false, "roll a manager even when the swarm loses its raft quorum while it reboots (single-manager swarms)")
@@ -133,8 +135,9 @@ func rotateRequest(g *Globals, groups []string, image, sitePath string) (admin.R
 		}
 		for _, grp := range st.Groups {
 			switch {
-			case grp.Boot != "pxe":
-				fmt.Fprintf(g.Stderr, "skipping group %s (%s:%d): it boots %s; rotate rolls pxe groups only (see docs/rotate.md for an iso group)\n", grp.Name, sitePath, grp.Line, grp.Boot)
+			case grp.Boot == "iso" && !site.IsBuildName(grp.Image):
+				fmt.Fprintf(g.Stderr, "skipping group %s (%s:%d): its image %s is a file, not a build: a roll needs a build name (swarmboot build --name NAME) whose NAME.iso and NAME.version it can use\n",
+					grp.Name, sitePath, grp.Line, grp.Image)
 			case !site.IsBuildName(grp.Image):
 				return req, fmt.Errorf("%s:%d: group %s has no build name as its image (%q): set image: to the build to roll onto (swarmboot build --name NAME)", sitePath, grp.Line, grp.Name, grp.Image)
 			default:
@@ -142,7 +145,7 @@ func rotateRequest(g *Globals, groups []string, image, sitePath string) (admin.R
 			}
 		}
 		if len(req.Groups) == 0 {
-			return req, fmt.Errorf("%s: no pxe group to roll", sitePath)
+			return req, fmt.Errorf("%s: no group with a build as its image to roll", sitePath)
 		}
 		return req, nil
 	}

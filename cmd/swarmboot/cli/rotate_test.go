@@ -23,7 +23,7 @@ import (
 func TestRotateHelpTeaches(t *testing.T) {
 	t.Parallel()
 	for args, wants := range map[string][]string{
-		"rotate --help":        {"Examples:", "swarmboot rotate --group workers --image worker-2027q1", "--dry-run", "drain", "stays drained", "--allow-quorum-loss", "pxe", "rotate status", "Exit status"},
+		"rotate --help":        {"Examples:", "swarmboot rotate --group workers --image worker-2027q1", "--dry-run", "drain", "stays drained", "--allow-quorum-loss", "pxe", "CD-ROM", "rotate status", "Exit status"},
 		"rotate status --help": {"Examples:", "interrupted", "--json"},
 	} {
 		var out bytes.Buffer
@@ -44,18 +44,20 @@ func TestRotateRequestFromFlags(t *testing.T) {
 	sitePath := filepath.Join(dir, "site.yml")
 	site := "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
 		"  - name: managers\n    pattern: m{n}\n    count: 1\n    role: manager\n    boot: iso\n    image: docker.iso\n" +
-		"  - name: workers\n    pattern: w{n}\n    count: 2\n    boot: pxe\n    image: worker-2027q1\n"
+		"  - name: workers\n    pattern: w{n}\n    count: 2\n    boot: pxe\n    image: worker-2027q1\n" +
+		"  - name: edge\n    pattern: e{n}\n    count: 1\n    boot: iso\n    image: edge-2027q1\n"
 	if err := os.WriteFile(sitePath, []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var errb bytes.Buffer
 	g := &Globals{Stderr: &errb}
 	req, err := rotateRequest(g, nil, "", sitePath)
-	if err != nil || len(req.Groups) != 1 || req.Groups[0] != (admin.RotateGroup{Group: "workers", Image: "worker-2027q1"}) {
+	if err != nil || len(req.Groups) != 2 || req.Groups[0] != (admin.RotateGroup{Group: "workers", Image: "worker-2027q1"}) ||
+		req.Groups[1] != (admin.RotateGroup{Group: "edge", Image: "edge-2027q1"}) {
 		t.Fatalf("--site: %+v, %v", req, err)
 	}
-	if !strings.Contains(errb.String(), "skipping group managers") || !strings.Contains(errb.String(), "boots iso") {
-		t.Errorf("the iso group was not said to be skipped: %q", errb.String())
+	if !strings.Contains(errb.String(), "skipping group managers") || !strings.Contains(errb.String(), "docker.iso is a file, not a build") {
+		t.Errorf("the iso group with an ISO file was not said to be skipped: %q", errb.String())
 	}
 	req, err = rotateRequest(g, []string{"workers", "edge=edge-2"}, "worker-2", "")
 	if err != nil || len(req.Groups) != 2 || req.Groups[0].Image != "worker-2" || req.Groups[1] != (admin.RotateGroup{Group: "edge", Image: "edge-2"}) {
@@ -193,18 +195,32 @@ func (w *rebootOnReset) Write(p []byte) (int, error) {
 // unless told, then drains, points the VM at lab2, resets it (in the
 // simulated vCenter), waits for lab2 and activates it; status and node ls
 // show the outcome.
-func TestRotateAgainstApplianceRun(t *testing.T) {
+func TestRotateAgainstApplianceRun(t *testing.T) { rollSingleManager(t, "pxe") }
+
+// TestRotateISOAgainstApplianceRun is the same roll for an iso-boot
+// manager: lab2.iso is pushed to the simulated datastore and put in the
+// VM's CD-ROM, and the store records its datastore path.
+func TestRotateISOAgainstApplianceRun(t *testing.T) { rollSingleManager(t, "iso") }
+
+func rollSingleManager(t *testing.T, boot string) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	site := "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
 		"  - name: managers\n    pattern: m{n}\n    count: 1\n    role: manager\n    cpus: 1\n    memory: 512MiB\n" +
-		"    disk: 1\n    boot: pxe\n    image: lab\n"
+		"    disk: 1\n    boot: " + boot + "\n    image: lab\n"
 	if err := os.WriteFile(filepath.Join(dir, "lab.yml"), []byte(site), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	a := startAppliance(t, dir, data, "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
 	art := filepath.Join(dir, "out")
+	if err := os.MkdirAll(art, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for img, v := range map[string]string{"lab": "lab@aaaaaaaaaaaa", "lab2": "lab2@bbbbbbbbbbbb"} {
+		os.WriteFile(filepath.Join(art, img+".version"), []byte(v+"\n"), 0o644)
+		os.WriteFile(filepath.Join(art, img+".iso"), []byte("ISO of "+v+"\n"), 0o644)
+	}
+	a := startAppliance(t, dir, data, "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
+	for _, img := range []string{"lab", "lab2"} {
 		for _, f := range []string{"-kernel", "-initrd.img", "-cmdline"} {
 			b, err := os.ReadFile(filepath.Join(art, "lab"+f))
 			if err != nil {
@@ -212,7 +228,6 @@ func TestRotateAgainstApplianceRun(t *testing.T) {
 			}
 			os.WriteFile(filepath.Join(art, img+f), b, 0o644)
 		}
-		os.WriteFile(filepath.Join(art, img+".version"), []byte(v+"\n"), 0o644)
 	}
 	macRE := regexp.MustCompile(`enrollment token for m1 \(([0-9a-f:]{17})\)`)
 	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
@@ -235,6 +250,14 @@ func TestRotateAgainstApplianceRun(t *testing.T) {
 	script, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	tm := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(script)
+	if boot == "iso" {
+		// An iso VM does not netboot: its token comes another way.
+		code, out, errs := runCLI(t, data, "token", "create", "--mac", mac)
+		if code != 0 {
+			t.Fatalf("token create: %s", errs)
+		}
+		tm = [][]byte{nil, []byte(strings.TrimSpace(out))}
+	}
 	if tm == nil {
 		t.Fatalf("no token in m1's script:\n%s", script)
 	}
@@ -304,14 +327,25 @@ func TestRotateAgainstApplianceRun(t *testing.T) {
 	if code, out, _ := runCLI(t, data, "node", "ls", "--json"); code != 0 || !strings.Contains(out, `"image": "lab2@bbbbbbbbbbbb"`) {
 		t.Errorf("node ls after the roll: exit %d:\n%s", code, out)
 	}
-	resp, err = http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(script), "lab2-kernel") {
-		t.Errorf("m1's script after the roll does not boot lab2:\n%s", script)
+	if boot == "iso" {
+		if !strings.Contains(out, "pushing lab2.iso to the datastore and into the CD-ROM") {
+			t.Errorf("the iso roll did not push lab2.iso:\n%s", out)
+		}
+		// What the store records now shows as "was" in a plan back to lab.
+		_, plan, errs := runCLI(t, data, "rotate", "--group", "managers=lab", "--allow-quorum-loss", "--dry-run")
+		if !regexp.MustCompile(`was \[LocalDS_0\] swarmboot/lab2-[0-9a-f]+\.iso\)`).MatchString(plan) {
+			t.Errorf("after the iso roll the VM does not record lab2's datastore ISO:\n%s%s", plan, errs)
+		}
+	} else {
+		resp, err = http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		script, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(script), "lab2-kernel") {
+			t.Errorf("m1's script after the roll does not boot lab2:\n%s", script)
+		}
 	}
 	if strings.Contains(a.stderr.String(), "SWMTKN") || strings.Contains(out, "SWMTKN") {
 		t.Error("a join token was printed")
