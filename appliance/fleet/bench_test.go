@@ -87,7 +87,7 @@ func newBenchEnv(b *testing.B, count int) *benchEnv {
 // tokens, store records, power on) and the same 100 with `govc vm.create
 // -on` in a serial loop, each side on a fresh simulator of the same model
 // with the folder and ISO already there, after an untimed warm-up of both.
-// It runs $SWARMBOOT_BENCH_ROUNDS rounds (default 3), alternating which
+// It runs $SWARMBOOT_BENCH_ROUNDS rounds (default 5), alternating which
 // side goes first, and reports the median ratio of apply's time to govc's
 // (goal <= 0.25), both times, each side's CPU (ours: this process, client
 // and simulator; govc: its processes plus this process's simulator) and
@@ -99,7 +99,7 @@ func BenchmarkApply100VsGovc(b *testing.B) {
 		b.Fatalf("build govc: %v\n%s", err, out)
 	}
 	const n = 100
-	rounds := 3
+	rounds := 5
 	if v, err := strconv.Atoi(os.Getenv("SWARMBOOT_BENCH_ROUNDS")); err == nil && v > 0 {
 		rounds = v
 	}
