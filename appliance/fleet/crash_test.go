@@ -62,8 +62,35 @@ func (c *cancelAfter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return c.rt.RoundTrip(r)
 }
 
+// requestsOfApply counts the vCenter requests of an uninterrupted apply of
+// newEnv's site.
+func requestsOfApply(t *testing.T) int64 {
+	e := newEnv(t)
+	f := e.fleet()
+	p, err := f.Plan(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &e.vs.VC.Client.Client
+	c := &cancelAfter{rt: hc.Transport, n: 1 << 40, cancel: func() {}}
+	hc.Transport = c
+	if _, err := f.Apply(context.Background(), p, ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return 1<<40 - atomic.LoadInt64(&c.n)
+}
+
+// TestCancelledApplyAtManyPointsConverges kills apply after n requests, n
+// spread over a whole apply (counted first: the points move when apply
+// needs fewer requests), and re-runs it.
 func TestCancelledApplyAtManyPointsConverges(t *testing.T) {
-	for _, n := range []int64{9, 40, 58, 75, 93, 110} {
+	total := requestsOfApply(t)
+	t.Logf("an apply of the site takes %d requests", total)
+	var points []int64
+	for i := int64(1); i <= 7; i++ {
+		points = append(points, max(1, total*i/8))
+	}
+	for _, n := range points {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
 			e := newEnv(t)
 			f := e.fleet()
@@ -79,7 +106,7 @@ func TestCancelledApplyAtManyPointsConverges(t *testing.T) {
 			_, err = f.Apply(ctx, p, ApplyOptions{})
 			hc.Transport = orig
 			if err == nil {
-				t.Logf("apply finished before request %d", n)
+				t.Errorf("apply of %d requests finished despite a kill after request %d", total, n)
 			}
 			time.Sleep(50 * time.Millisecond) // let vCenter finish tasks the killed run started
 			r := e.apply(t)
