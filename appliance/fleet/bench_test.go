@@ -91,7 +91,8 @@ func newBenchEnv(b *testing.B, count int) *benchEnv {
 // side goes first, and reports the median ratio of apply's time to govc's
 // (goal <= 0.25), both times, each side's CPU (ours: this process, client
 // and simulator; govc: its processes plus this process's simulator) and
-// the vCenter round trips per VM of each side.
+// the vCenter round trips per VM of each side. $SWARMBOOT_BENCH_PROFILE_DIR
+// gets a CPU profile of each apply (apply-N.prof; the simulator included).
 func BenchmarkApply100VsGovc(b *testing.B) {
 	govc := filepath.Join(b.TempDir(), "govc")
 	build := exec.Command("go", "build", "-o", govc, "github.com/swarmboot/swarmboot/appliance/fleet/internal/govc")

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -52,6 +53,11 @@ func runApply(b *testing.B, n int) sideRun {
 	defer e.close()
 	runtimeGC()
 	ctx := context.Background()
+	if dir := os.Getenv("SWARMBOOT_BENCH_PROFILE_DIR"); dir != "" {
+		applyRuns++
+		stop := startProfile(b, filepath.Join(dir, fmt.Sprintf("apply-%d.prof", applyRuns)))
+		defer stop()
+	}
 	cpu0 := cpuTime(b, syscall.RUSAGE_SELF)
 	b.StartTimer()
 	start := time.Now()
@@ -78,6 +84,23 @@ func runApply(b *testing.B, n int) sideRun {
 		b.Fatalf("apply created %d VMs, want %d", len(r.Created), n)
 	}
 	return sideRun{wall: wall, cpu: cpu, rt: rt.n.Load()}
+}
+
+// applyRuns numbers the CPU profiles of runApply.
+var applyRuns int
+
+// startProfile writes a CPU profile of this process (our client and the
+// simulator) to path until the returned stop is called.
+func startProfile(b *testing.B, path string) (stop func()) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("CPU profile of apply: %s", path)
+	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 // govcEnv is the environment of govc against e's simulator.
