@@ -165,20 +165,12 @@ func (l *Lab) RebootWorkers(ctx context.Context) error {
 			cold = append(cold, mc)
 		}
 	}
-	for _, mc := range reset {
+	for _, mc := range append(reset, cold...) {
 		at := time.Now()
-		if err := mc.vm.Reset(); err != nil {
-			return fmt.Errorf("lab: reset %s: %w", mc.Name, err)
-		}
-		mc.started = at
-		fmt.Fprintf(l.opt.Out, "lab: %s reset (QMP system_reset)\n", mc.Name)
-		if _, err := l.prog.waitSwarm(ctx, mc, at); err != nil {
-			return err
-		}
-	}
-	for _, mc := range cold {
-		at := time.Now()
-		if err := l.start(ctx, mc); err != nil {
+		l.power.Lock()
+		err := l.reset(ctx, mc)
+		l.power.Unlock()
+		if err != nil {
 			return err
 		}
 		if _, err := l.prog.waitSwarm(ctx, mc, at); err != nil {

@@ -18,11 +18,7 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/bootserve"
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
-	"github.com/swarmboot/swarmboot/images/build"
-	"github.com/swarmboot/swarmboot/images/rootfs"
 	"github.com/swarmboot/swarmboot/images/store"
-	"github.com/swarmboot/swarmboot/images/yml"
-	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/netns"
 	"github.com/swarmboot/swarmboot/pkg/qemu"
 )
@@ -83,13 +79,20 @@ type Lab struct {
 	cancel   context.CancelFunc
 	done     chan error
 	Machines []*Machine
-	Initrd   int64 // gzip'd initrd bytes
-	Started  time.Time
-	mu       sync.Mutex
-	closed   sync.Once
-	closeErr error
-	state    State
-	release  func()
+	Initrd   int64  // gzip'd initrd bytes of the first image
+	Version  string // the first image's version (build name@digest)
+	art      string // the artifacts directory the appliance serves
+	site     *site.Site
+	// generation counts the rolls RotateWorkers made (its images are
+	// lab-2, lab-3, …).
+	generation int
+	power      sync.Mutex // one reset or power-on at a time
+	Started    time.Time
+	mu         sync.Mutex
+	closed     sync.Once
+	closeErr   error
+	state      State
+	release    func()
 	// cpuAtBoot is this process's CPU time when the first VM started.
 	cpuAtBoot time.Duration
 	prog      *progress
@@ -209,7 +212,9 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	if err != nil {
 		return nil, err
 	}
+	l.site = st
 	art := filepath.Join(opt.Dir, "artifacts")
+	l.art = art
 	if err := os.MkdirAll(art, 0o755); err != nil {
 		return nil, err
 	}
@@ -221,7 +226,7 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 			APIAddr: br + ":8443", MirrorEvery: 200 * time.Millisecond,
 			Boot: bootserve.Config{Interface: "br0", ServerIP: ip, DHCP: dhcp.ModeFull, Pool: pool,
 				HTTPAddr: br + ":8080", TFTPAddr: br + ":69", RouterAdverts: true, Do: l.ns.Do},
-			Site: st, Simulate: true, Log: opt.Log})
+			Site: st, Simulate: true, ResetVM: l.resetVM, Log: opt.Log})
 		if err != nil {
 			return err
 		}
@@ -245,33 +250,9 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	}
 	os.RemoveAll(filepath.Join(opt.Dir, "stage"))
 	say("lab: images synthesized in %v (kernel %s)", time.Since(t0).Round(100*time.Millisecond), refs.KernelVersion)
-	cfg, err := yml.Load(opt.YML)
-	if err != nil {
+	if _, err := l.buildImage(ctx, "lab", 1); err != nil {
 		return nil, err
 	}
-	// A 10 s heartbeat (30 s in production) keeps the manager's pushed
-	// node list fresh for the summary.
-	agentSvc := rootfs.AgentService(rootfs.AgentBinaryRef)
-	agentSvc.ImageConfig.Command = &[]string{rootfs.AgentPath, "--heartbeat=10s"}
-	cfg.Services = append(cfg.Services, agentSvc)
-	files, err := rootfs.TrustFiles(api.TrustConfig{URL: l.d.APIURL(), Image: "lab"}, l.d.CAPEM())
-	if err != nil {
-		return nil, err
-	}
-	src := build.FromYML(cfg, opt.Images, "")
-	src.Options.Agent = &rootfs.Agent{Binary: opt.Agent, Files: files}
-	t0 = time.Now()
-	m, err := build.Build(ctx, src, build.Options{Name: "lab", OutDir: art, Formats: []string{build.FormatKernelInitrd}, Log: opt.Log})
-	if err != nil {
-		return nil, fmt.Errorf("lab: build %s: %w", opt.YML, err)
-	}
-	for _, a := range m.Artifacts {
-		if a.Kind == "initrd" {
-			l.Initrd = a.Size
-		}
-	}
-	say("lab: image built in %v: initrd %.1f MiB gzip'd, agent and trust (%s) baked in", time.Since(t0).Round(100*time.Millisecond),
-		float64(l.Initrd)/(1<<20), l.d.APIURL())
 
 	rctx, cancel := context.WithCancel(context.Background())
 	l.cancel = cancel
@@ -325,7 +306,10 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 		l.cpuAtBoot = rusageCPU(&ru)
 	}
 	for _, mc := range l.Machines {
-		if err := l.start(ctx, mc); err != nil {
+		l.power.Lock()
+		err := l.start(ctx, mc)
+		l.power.Unlock()
+		if err != nil {
 			return nil, err
 		}
 		if _, err := l.prog.waitSwarm(ctx, mc, mc.started); err != nil {

@@ -37,7 +37,8 @@ func (s *syncBuf) Write(p []byte) (int, error) {
 // TestLabUp is the project's end-to-end test: lab.Up brings up the
 // appliance (simulated vCenter, full DHCP) in a namespace and netboots one
 // manager and two workers in QEMU with their tokens on the kernel line;
-// they enroll and form a swarm on fresh disks. Then the workers reboot:
+// they enroll and form a swarm on fresh disks. Then the workers are rolled onto a
+// second image (drained, reset, activated, as `swarmboot rotate` does):
 // no second enrollment, still in the swarm, disk pre-existing.
 func TestLabUp(t *testing.T) {
 	needApt(t)
@@ -80,7 +81,10 @@ func TestLabUp(t *testing.T) {
 	PrintSummary(&sb, info, nodes)
 	t.Logf("first boot:\n%s", sb.String())
 	checkSwarm(t, "first boot", info, l.Machines)
-	check(t, "first boot", nodes, api.FormattedThisBoot)
+	check(t, "first boot", nodes, api.FormattedThisBoot, l.Version)
+	if !strings.HasPrefix(l.Version, "lab@") {
+		t.Errorf("the lab image's version is %q, want lab@<digest>", l.Version)
+	}
 	checkForward(t, l)
 	for _, n := range nodes {
 		want := []string{"dhcp-ack", "script", "kernel", "initrd", "enroll", "swarm-join"}
@@ -99,11 +103,17 @@ func TestLabUp(t *testing.T) {
 		return
 	}
 
+	// The workers reboot by being rolled onto a new image: each is drained,
+	// reset (QMP system_reset) into lab-2, and activated when it is back.
 	t0 := time.Now()
-	if err := l.RebootWorkers(ctx); err != nil {
+	v2, err := l.RotateWorkers(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("workers rebooted and back in the swarm in %v", time.Since(t0).Round(time.Second))
+	t.Logf("workers rolled onto %s (image %s before) and back in the swarm in %v", v2, l.Version, time.Since(t0).Round(time.Second))
+	if v2 == l.Version || !strings.HasPrefix(v2, "lab-2@") {
+		t.Errorf("the second image's version is %q, want lab-2@… and not the first's %q", v2, l.Version)
+	}
 	if info, err = l.Swarm(ctx, time.Now()); err != nil {
 		t.Error(err)
 	}
@@ -113,12 +123,17 @@ func TestLabUp(t *testing.T) {
 	}
 	sb.Reset()
 	PrintSummary(&sb, info, nodes)
-	checkSwarm(t, "after reboot", info, l.Machines)
-	t.Logf("after the workers' reboot:\n%s", sb.String())
+	checkSwarm(t, "after the roll", info, l.Machines)
+	for _, n := range info.Nodes {
+		if n.Availability != api.AvailabilityActive {
+			t.Errorf("after the roll: node %s (%s) is %q, want active", n.ID, n.Hostname, n.Availability)
+		}
+	}
+	t.Logf("after the workers' roll:\n%s", sb.String())
 	for _, n := range nodes {
-		want := api.FormattedThisBoot
+		want, version := api.FormattedThisBoot, l.Version
 		if n.Role == "worker" {
-			want = api.FormattedPreExisting
+			want, version = api.FormattedPreExisting, v2
 			enrolls := 0
 			for _, e := range n.Events {
 				if e.Kind == "enroll" {
@@ -128,11 +143,12 @@ func TestLabUp(t *testing.T) {
 			if enrolls != 1 {
 				t.Errorf("%s: %d enroll events, want 1 (no re-enrollment after a reboot):\n%s", n.Name, enrolls, kinds(n.Events))
 			}
-			if miss, ok := inOrder(n.Events, "enroll", "swarm-join", "script", "kernel", "initrd", "report"); !ok {
-				t.Errorf("%s: second boot's timeline lacks %s:\n%s", n.Name, miss, kinds(n.Events))
+			// Drained through the manager's agent, rebooted, activated.
+			if miss, ok := inOrder(n.Events, "enroll", "swarm-join", "swarm-op", "script", "kernel", "initrd", "report", "swarm-op", "rotate"); !ok {
+				t.Errorf("%s: the roll's timeline lacks %s:\n%s", n.Name, miss, kinds(n.Events))
 			}
 		}
-		check(t, "after reboot", []NodeSummary{n}, want)
+		check(t, "after the roll", []NodeSummary{n}, want, version)
 	}
 	if err := l.Close(); err != nil {
 		t.Errorf("lab close: %v", err)
@@ -207,8 +223,8 @@ func checkForward(t *testing.T, l *Lab) {
 }
 
 // check asserts one manager, the rest workers, all active in one swarm,
-// each on a persistent disk formatted as want.
-func check(t *testing.T, when string, nodes []NodeSummary, want api.Formatted) {
+// each on a persistent disk formatted as want, running the image version.
+func check(t *testing.T, when string, nodes []NodeSummary, want api.Formatted, version string) {
 	t.Helper()
 	cluster := ""
 	for _, n := range nodes {
@@ -225,6 +241,9 @@ func check(t *testing.T, when string, nodes []NodeSummary, want api.Formatted) {
 		}
 		if r.Swarm.ClusterID != "" && r.Swarm.ClusterID != cluster {
 			t.Errorf("%s: %s in cluster %s, others in %s", when, n.Name, r.Swarm.ClusterID, cluster)
+		}
+		if r.ImageVersion != version {
+			t.Errorf("%s: %s runs image %q, want %q", when, n.Name, r.ImageVersion, version)
 		}
 		if !r.Disk.Persistent || r.Disk.Formatted != want || !strings.HasPrefix(r.Disk.Device, "/dev/") {
 			t.Errorf("%s: %s disk %+v, want persistent, formatted %s", when, n.Name, r.Disk, want)

@@ -82,7 +82,7 @@ func labDir(g *Globals) string { return filepath.Join(g.DataDir, "lab") }
 func newLabUpCmd(g *Globals) *cobra.Command {
 	var opt lab.Options
 	var agent string
-	var reboot, exit bool
+	var reboot, roll, exit bool
 	var uefi int
 	cmd := &cobra.Command{
 		Use:   "up",
@@ -109,7 +109,13 @@ up before it makes anything and names the program holding it.
 Machines boot one after the other; at most --max-vms VMs run at once: past
 that, a worker that has joined is powered off (disk kept) to let the next
 one boot. --reboot-workers then reboots the workers: they boot again without
-enrolling and their disks are "pre-existing".
+enrolling and their disks are "pre-existing". --rotate-workers renews them the
+way a site does: it builds the next generation of the lab image (lab-2: another
+version) and rolls the workers onto it one at a time with the appliance's roll
+(drain through the manager, reset into lab-2, wait for the new version from the
+same swarm node, activate), what "swarmboot rotate" does on a site. While the
+lab runs, its appliance answers the admin commands too:
+  sudo swarmboot --data-dir <data-dir>/lab/appliance node ls
 
 up stays in the foreground (the appliance runs in it) until Ctrl-C or
 "swarmboot lab down", which remove everything it made; with --exit it
@@ -119,6 +125,7 @@ crashed run is removed first. Needs root, /dev/net/tun and QEMU
 
 Example:
   make build && sudo bin/swarmboot lab up --reboot-workers
+  sudo bin/swarmboot lab up --rotate-workers --exit
   sudo bin/swarmboot lab down`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -179,6 +186,21 @@ Example:
 				fmt.Fprintln(g.Stdout, "after the workers' reboot:")
 				lab.PrintSummary(g.Stdout, info, nodes)
 			}
+			if roll {
+				t0 := time.Now()
+				v, err := l.RotateWorkers(ctx)
+				if err != nil {
+					return err
+				}
+				if info, err = l.Swarm(ctx, time.Now()); err != nil {
+					return err
+				}
+				if nodes, err = l.Summary(); err != nil {
+					return err
+				}
+				fmt.Fprintf(g.Stdout, "after the workers' roll onto %s (%v):\n", v, time.Since(t0).Round(100*time.Millisecond))
+				lab.PrintSummary(g.Stdout, info, nodes)
+			}
 			if exit {
 				fmt.Fprintln(g.Stdout, "removing the lab (--exit)")
 				return nil // the deferred Close removes everything up made
@@ -196,6 +218,7 @@ Example:
 	f.IntVar(&opt.MaxVMs, "max-vms", 3, "QEMU VMs running at once")
 	f.StringVar(&opt.Listen, "listen", "127.0.0.1:8080", "host address forwarded to the appliance's HTTP server in the lab ('' for none)")
 	f.BoolVar(&reboot, "reboot-workers", false, "after the swarm forms, reboot the workers and show they stay in it")
+	f.BoolVar(&roll, "rotate-workers", false, "after the swarm forms, build the next lab image and roll the workers onto it (swarmboot rotate)")
 	f.BoolVar(&exit, "exit", false, "remove the lab after the summary instead of keeping it running (make demo)")
 	return cmd
 }
