@@ -81,10 +81,15 @@ func startIn(t *testing.T, cfg Config, do func(func() error) error) *Daemon {
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+			d.Close()
+		case <-time.After(30 * time.Second):
+			t.Error("Run did not return 30 s after its context ended")
 		}
-		d.Close()
 	})
 	return d
 }

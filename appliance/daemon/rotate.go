@@ -144,7 +144,6 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 		}
 	}
 	go func() {
-		defer d.rot.wg.Done()
 		defer d.releaseRotation()
 		defer close(ch)
 		rot, err := r.Run(runCtx, rr, func(p rotate.Progress) {
@@ -177,7 +176,6 @@ func (d *Daemon) Rotate(ctx context.Context, req rotate.Request, emit func(rotat
 	if err != nil {
 		return nil, err
 	}
-	defer d.rot.wg.Done()
 	defer d.releaseRotation()
 	// The roll also ends with the appliance (Run waits for it).
 	ctx, cancel := context.WithCancel(ctx)
@@ -187,8 +185,9 @@ func (d *Daemon) Rotate(ctx context.Context, req rotate.Request, emit func(rotat
 	return r.Run(ctx, req, emit)
 }
 
-// claimRotation marks a roll running (wg counted) and returns Run's
-// context, or refuses when one runs or the appliance does not.
+// claimRotation marks a roll running (counted in wg, which Run waits
+// for) and returns Run's context, or refuses when one runs or the
+// appliance does not. Every claim is ended by one releaseRotation.
 func (d *Daemon) claimRotation() (context.Context, error) {
 	d.rot.mu.Lock()
 	defer d.rot.mu.Unlock()
@@ -210,10 +209,12 @@ func (d *Daemon) rotCtx() context.Context {
 	return d.rot.ctx
 }
 
+// releaseRotation ends the claim: no roll runs, and Run need not wait.
 func (d *Daemon) releaseRotation() {
 	d.rot.mu.Lock()
 	d.rot.running = false
 	d.rot.mu.Unlock()
+	d.rot.wg.Done()
 }
 
 // startRotations marks a roll the last run left running as interrupted

@@ -219,6 +219,23 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 		t.Fatal("the dry run reset the machine")
 	}
 
+	// A refused roll leaves nothing running for Run to wait for.
+	bad := req
+	bad.Groups = []admin.RotateGroup{{Group: "workers", Image: "nope"}}
+	if _, err := c.Rotate(ctx, bad, func(admin.RotateLine) {}); err == nil || !strings.Contains(err.Error(), "nope-kernel") {
+		t.Fatalf("roll onto an unbuilt image: %v, want refused", err)
+	}
+	idle := make(chan struct{})
+	go func() { d.rot.wg.Wait(); close(idle) }()
+	select {
+	case <-idle:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a refused roll is still counted as running: Run would never return")
+	}
+	if d.RotationRunning() {
+		t.Error("a refused roll is still marked running")
+	}
+
 	var steps []string
 	end, err := c.Rotate(ctx, req, func(l admin.RotateLine) { steps = append(steps, l.Step) })
 	if err != nil || end == nil || end.State != store.RotationStopped || !strings.Contains(end.Error, "stays drained") || !strings.Contains(end.Error, "timed out") {
