@@ -144,7 +144,6 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 		}
 	}
 	go func() {
-		defer d.releaseRotation()
 		defer close(ch)
 		rot, err := r.Run(runCtx, rr, func(p rotate.Progress) {
 			send(admin.RotateLine{Time: p.Time, VM: p.VM, Step: p.Step, Message: p.Message})
@@ -159,7 +158,13 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 				end.State = store.RotationStopped
 			}
 		}
-		send(end)
+		// Released before the End line, so whoever reads it finds no
+		// roll running; the End line waits a little for a slow reader.
+		d.releaseRotation()
+		select {
+		case ch <- end:
+		case <-time.After(5 * time.Second):
+		}
 	}()
 	return ch, nil
 }

@@ -257,6 +257,9 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 	if err != nil || end.State != store.RotationDone || end.Error != "" {
 		t.Fatalf("resumed roll: end %+v, %v; steps %q", end, err, steps)
 	}
+	if s, err := c.Rotation(ctx); err != nil || s.Running || s.Rotation.State != store.RotationDone {
+		t.Errorf("status right after the End line: %+v, %v; want done, nothing running", s, err)
+	}
 	if want := "start drain image reset boot activate done done end"; strings.Join(steps, " ") != want {
 		t.Errorf("steps %q, want %q", strings.Join(steps, " "), want)
 	}
