@@ -28,6 +28,10 @@ const (
 type Plan struct {
 	Groups []store.RotationGroup
 	Nodes  []Planned // in roll order
+	// Drained are nodes an earlier roll drained and left so that this
+	// roll does not cover: the record keeps them, so the roll that
+	// covers them again knows it may activate them.
+	Drained []store.RotationNode
 }
 
 // Planned is one VM in a Plan.
@@ -67,6 +71,9 @@ func (p *Plan) Lines() []string {
 		default:
 			out = append(out, fmt.Sprintf("-  %s: %s", who, pl.Why))
 		}
+	}
+	for _, n := range p.Drained {
+		out = append(out, fmt.Sprintf("-  %s (%s, group %s): %s", n.VM, n.Role, n.Group, n.Error))
 	}
 	return out
 }
@@ -145,6 +152,14 @@ func (r *Roller) Plan(ctx context.Context, req Request) (*Plan, error) {
 		}
 	}
 	sort.SliceStable(p.Nodes, func(i, j int) bool { return less(p.Nodes[i], p.Nodes[j]) })
+	if prev != nil {
+		for _, n := range prev.Nodes {
+			if n.Drained && !slices.ContainsFunc(p.Nodes, func(pl Planned) bool { return pl.VM == n.VM }) {
+				n.Step, n.Error = stepSkipped, "left drained by an earlier roll, not part of this one: roll its group again to resume it"
+				p.Drained = append(p.Drained, n)
+			}
+		}
+	}
 	if err := checkQuorum(p, info, req.AllowQuorumLoss); err != nil {
 		return nil, err
 	}

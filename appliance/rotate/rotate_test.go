@@ -201,6 +201,42 @@ func TestInterruptedMidNode(t *testing.T) {
 	}
 }
 
+// TestDrainedNodeSurvivesAnotherRoll: a roll stops at w2 (drained); w2
+// comes back on the new image later; a roll of another group keeps the
+// note that w2 is drained by a roll; the workers' roll again only
+// activates w2.
+func TestDrainedNodeSurvivesAnotherRoll(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t)
+	workers(w, "w1", "w2")
+	w.add("e1", "edge", api.RoleWorker, "old", oldV)
+	w.back = func(n *fakeNode, v string) (string, string, bool) { return v, n.id, n.name != "w2" }
+	workersReq := Request{Targets: []Target{{"workers", "new"}}, Timeout: 200 * time.Millisecond}
+	if _, err := w.roller().Run(context.Background(), workersReq, nil); !errors.Is(err, ErrStopped) {
+		t.Fatalf("first roll: %v, want stopped at w2", err)
+	}
+	w.mu.Lock()
+	w.nodes["w2"].state, w.nodes["w2"].version = api.NodeReady, newV // it came back after all
+	w.back = nil
+	w.mu.Unlock()
+	p, err := w.roller().Plan(context.Background(), Request{Targets: []Target{{"edge", "new"}}})
+	if err != nil || len(p.Drained) != 1 || !strings.Contains(strings.Join(p.Lines(), "\n"), "w2 (worker, group workers): left drained by an earlier roll") {
+		t.Fatalf("plan of edge: %+v, %v", p, err)
+	}
+	rot, err := w.roller().Run(context.Background(), Request{Targets: []Target{{"edge", "new"}}, Timeout: 5 * time.Second}, nil)
+	if err != nil || len(rot.Nodes) != 2 || rot.Nodes[1].VM != "w2" || !rot.Nodes[1].Drained {
+		t.Fatalf("edge roll: %+v, %v; want w2 kept as drained in the record", rot, err)
+	}
+	before := len(w.callLog())
+	workersReq.Timeout = 5 * time.Second
+	if _, err := w.roller().Run(context.Background(), workersReq, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.callLog()[before:]; !slices.Equal(got, []string{"activate w2"}) {
+		t.Errorf("workers again: %q, want only activate w2", got)
+	}
+}
+
 // TestWrongComeback: a node that boots the wrong version, or comes back
 // as a new swarm node, stops the roll at once (no waiting out the
 // timeout), drained.

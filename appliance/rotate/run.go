@@ -63,6 +63,8 @@ func (r *Roller) Run(ctx context.Context, req Request, emit func(Progress)) (*st
 		}
 		rot.Nodes = append(rot.Nodes, n)
 	}
+	// After the plan's nodes, so rot.Nodes[i] is p.Nodes[i].
+	rot.Nodes = append(rot.Nodes, p.Drained...)
 	if err := r.save(rot, nil); err != nil {
 		return nil, err
 	}
