@@ -216,9 +216,10 @@ func TestDrainedNodeSurvivesAnotherRoll(t *testing.T) {
 		t.Fatalf("first roll: %v, want stopped at w2", err)
 	}
 	w.mu.Lock()
-	w.nodes["w2"].state, w.nodes["w2"].version = api.NodeReady, newV // it came back after all
+	w.nodes["w2"].version = newV // it came back after all, but is not ready yet
 	w.back = nil
 	w.mu.Unlock()
+
 	p, err := w.roller().Plan(context.Background(), Request{Targets: []Target{{"edge", "new"}}})
 	if err != nil || len(p.Drained) != 1 || !strings.Contains(strings.Join(p.Lines(), "\n"), "w2 (worker, group workers): left drained by an earlier roll") {
 		t.Fatalf("plan of edge: %+v, %v", p, err)
@@ -229,8 +230,17 @@ func TestDrainedNodeSurvivesAnotherRoll(t *testing.T) {
 	}
 	before := len(w.callLog())
 	workersReq.Timeout = 5 * time.Second
+	start := time.Now()
+	time.AfterFunc(300*time.Millisecond, func() {
+		w.mu.Lock()
+		w.nodes["w2"].state = api.NodeReady
+		w.mu.Unlock()
+	})
 	if _, err := w.roller().Run(context.Background(), workersReq, nil); err != nil {
 		t.Fatal(err)
+	}
+	if time.Since(start) < 250*time.Millisecond {
+		t.Error("w2 was activated before it was ready")
 	}
 	if got := w.callLog()[before:]; !slices.Equal(got, []string{"activate w2"}) {
 		t.Errorf("workers again: %q, want only activate w2", got)

@@ -168,6 +168,13 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 			return &nodeError{step: stepBoot, err: err}
 		}
 	}
+	if pl.Action == ActionActivate {
+		// Resumed after its boot: it must be up and ready before it gets
+		// work again.
+		if err := r.waitBack(nctx, pl, time.Time{}, note); err != nil {
+			return &nodeError{step: stepBoot, err: err}
+		}
+	}
 	g.node(i, stepActivate, fmt.Sprintf("back on %s as %s, ready; activating", pl.To, pl.NodeID))
 	if err := r.Swarm.SetAvailability(nctx, pl.NodeID, api.AvailabilityActive); err != nil {
 		return &nodeError{step: stepActivate, err: err}
