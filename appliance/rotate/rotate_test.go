@@ -150,7 +150,7 @@ func TestTimeoutLeavesNodeDrained(t *testing.T) {
 	r.WaitNote = 50 * time.Millisecond
 	var mu sync.Mutex
 	var waits []string
-	rot, err := r.Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 300 * time.Millisecond}, func(p Progress) {
+	rot, err := r.Run(context.Background(), Request{Targets: []Target{{"workers", "new"}}, Timeout: 800 * time.Millisecond}, func(p Progress) {
 		if p.Step == "wait" {
 			mu.Lock()
 			waits = append(waits, p.VM+": "+p.Message)
@@ -211,7 +211,7 @@ func TestDrainedNodeSurvivesAnotherRoll(t *testing.T) {
 	workers(w, "w1", "w2")
 	w.add("e1", "edge", api.RoleWorker, "old", oldV)
 	w.back = func(n *fakeNode, v string) (string, string, bool) { return v, n.id, n.name != "w2" }
-	workersReq := Request{Targets: []Target{{"workers", "new"}}, Timeout: 200 * time.Millisecond}
+	workersReq := Request{Targets: []Target{{"workers", "new"}}, Timeout: 800 * time.Millisecond}
 	if _, err := w.roller().Run(context.Background(), workersReq, nil); !errors.Is(err, ErrStopped) {
 		t.Fatalf("first roll: %v, want stopped at w2", err)
 	}
