@@ -95,7 +95,7 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 	w := f.VS.NewWaiter()
 	defer w.Close()
 	var powerOn []*vsphere.VM // created VMs and VMs found off: one power-on call
-	var created []created
+	var made []created
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(f.parallel())
 	for _, c := range p.Changes {
@@ -107,7 +107,7 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 					return err
 				}
 				mu.Lock()
-				created = append(created, vm)
+				made = append(made, vm)
 				powerOn = append(powerOn, vm.vm)
 				mu.Unlock()
 				return nil
@@ -133,14 +133,14 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan, opt ApplyOptions) (*Result, 
 	// The records of the VMs made (also when another create failed) go in
 	// one transaction; a VM created but not recorded (a kill right here)
 	// is recorded by the next run's sync.
-	if rerr := f.record(created); err == nil {
+	if rerr := f.record(made); err == nil {
 		err = rerr
 	}
-	for _, c := range created {
+	sort.Slice(made, func(i, j int) bool { return made[i].vm.Name < made[j].vm.Name })
+	for _, c := range made {
 		res.Created = append(res.Created, c.vm.Name)
 	}
-	sort.Slice(created, func(i, j int) bool { return created[i].vm.Name < created[j].vm.Name })
-	for _, c := range created {
+	for _, c := range made {
 		if err == nil {
 			err = f.at(c.vm.Name, "recorded")
 		}
