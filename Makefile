@@ -53,7 +53,7 @@ fuzz: ## Run each fuzz target for FUZZTIME (default 20s)
 	  done; done
 
 demo: deps build ## The main job: simulated vCenter + QEMU VMs netbooting into a swarm (root)
-	./bin/swarmboot lab up --reboot-workers --exit
+	./bin/swarmboot lab up --rotate-workers --exit
 
 boot-demo: deps build ## Build an image from fixture images and boot it three ways in QEMU
 	./bin/swarmboot demo

@@ -98,7 +98,7 @@ func (l *Lab) missing(info swarm.Info) []string {
 }
 
 // PrintSummary writes the swarm's node list as the manager's Docker API
-// gave it, each node's disk and its stage times.
+// gave it, each node's image version and disk, and its stage times.
 func PrintSummary(w io.Writer, info swarm.Info, nodes []NodeSummary) {
 	name := map[string]string{}
 	for _, n := range nodes {
@@ -120,11 +120,12 @@ func PrintSummary(w io.Writer, info swarm.Info, nodes []NodeSummary) {
 		fmt.Fprintf(w, "  %-8s %-26s %-8s %-6s %-7s %-15s %-7s %s\n", n, sn.ID, sn.Role, sn.State, sn.Availability, sn.Addr,
 			strings.SplitN(sn.EngineVersion, "+", 2)[0], leader)
 	}
-	fmt.Fprintf(w, "disks:\n")
+	fmt.Fprintf(w, "images and disks (the agents' last reports):\n")
 	for _, n := range nodes {
 		if n.Report != nil {
 			d := n.Report.Disk
-			fmt.Fprintf(w, "  %-8s persistent=%v device=%s fs=%s formatted=%s\n", n.Name, d.Persistent, d.Device, d.FSType, d.Formatted)
+			fmt.Fprintf(w, "  %-8s image=%s persistent=%v device=%s fs=%s formatted=%s\n", n.Name, n.Report.ImageVersion,
+				d.Persistent, d.Device, d.FSType, d.Formatted)
 			for _, p := range d.Problems {
 				fmt.Fprintf(w, "           problem: %s\n", p)
 			}
