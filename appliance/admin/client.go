@@ -21,6 +21,9 @@ var ErrNotRunning = errors.New("admin: the appliance is not running")
 // fits many times over).
 const maxResponse = 32 << 20
 
+// clientTimeout bounds a call of Client (not a roll's progress stream).
+const clientTimeout = 30 * time.Second
+
 // Client calls the admin API of the appliance whose socket is Socket.
 type Client struct {
 	Socket string
@@ -31,7 +34,7 @@ type Client struct {
 func NewClient(path string) *Client {
 	d := &net.Dialer{Timeout: 2 * time.Second}
 	return &Client{Socket: path, hc: &http.Client{
-		Timeout: 30 * time.Second,
+		Timeout: clientTimeout,
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 				return d.DialContext(ctx, "unix", path)

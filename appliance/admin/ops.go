@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,17 +9,26 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/enroll"
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/appliance/swarm"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
 // ErrNoNode is returned by Revoke for a name no enrolled node has.
 var ErrNoNode = errors.New("admin: no such node")
 
-// Revoker revokes a node's certificate; *enroll.Server is one (a running
+// Revoker revokes a node's certificate and takes its swarm node out of
+// the swarm through a manager, waiting until ctx ends; it returns what
+// became of the swarm node in one line. *enroll.Server is one (a running
 // agent API must do it itself, so it forgets its cached identity at once).
 type Revoker interface {
-	Revoke(name string) error
+	RevokeNode(ctx context.Context, name string) (swarmNote string, err error)
 }
+
+// DefaultRevokeWait is how long Revoke waits for a manager to remove the
+// revoked node's swarm node: well under the client's 30 s timeout (and
+// the server's write timeout), so the answer with what became of the
+// swarm node gets back to the caller.
+const DefaultRevokeWait = 20 * time.Second
 
 // Ops are the admin operations on a store. The socket server runs them
 // inside the appliance; the CLI runs them on the store directly when no
@@ -28,6 +38,10 @@ type Ops struct {
 	// Revoker is the running agent API (nil → an enroll.Server on Store,
 	// for a store no appliance serves).
 	Revoker Revoker
+	// RevokeWait bounds Revoke's wait for the swarm node's removal
+	// (0 → DefaultRevokeWait). A removal not done by then is abandoned and
+	// the note says how to do it by hand.
+	RevokeWait time.Duration
 	// KernelLine issues a token that the running appliance also puts on
 	// the iPXE kernel line of the machine who names (a MAC or a VM of the
 	// store), valid ttl (0 → the appliance's default); it returns the MAC,
@@ -85,8 +99,10 @@ func (o *Ops) CreateToken(req TokenRequest) (*TokenResponse, error) {
 
 // Revoke revokes the node named name: the agent API refuses its
 // certificate from its next call on, and its spent token cannot enroll it
-// again. A node revoked before is left as it is (Already).
-func (o *Ops) Revoke(name string) (*RevokeResponse, error) {
+// again; then its swarm node is removed through a manager, for up to
+// RevokeWait or until ctx ends, and SwarmNote says how that went. A node
+// revoked before is left as it is (Already, no SwarmNote).
+func (o *Ops) Revoke(ctx context.Context, name string) (*RevokeResponse, error) {
 	req := RevokeRequest{Name: name}
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrDecode, err)
@@ -111,9 +127,16 @@ func (o *Ops) Revoke(name string) (*RevokeResponse, error) {
 	}
 	rv := o.Revoker
 	if rv == nil {
-		rv = &enroll.Server{Store: o.Store, Now: o.Now}
+		rv = &enroll.Server{Store: o.Store, Now: o.Now, Swarm: offline{}}
 	}
-	if err := rv.Revoke(name); err != nil {
+	wait := o.RevokeWait
+	if wait <= 0 {
+		wait = DefaultRevokeWait
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	note, err := rv.RevokeNode(ctx, name)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %s", ErrNoNode, name)
 		}
@@ -130,8 +153,18 @@ func (o *Ops) Revoke(name string) (*RevokeResponse, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RevokeResponse{Name: name, Revoked: at.UTC()}, nil
+	return &RevokeResponse{Name: name, Revoked: at.UTC(), SwarmNote: note}, nil
 }
+
+// errOffline is why a revoke on the store alone leaves the swarm node.
+var errOffline = errors.New("the appliance is not running, so no manager was asked")
+
+// offline is the swarm of a store no appliance serves: nobody to ask.
+type offline struct{}
+
+func (offline) Swarm(context.Context) (swarm.Info, error)             { return swarm.Info{}, errOffline }
+func (offline) SetAvailability(context.Context, string, string) error { return errOffline }
+func (offline) Remove(context.Context, string, bool) error            { return errOffline }
 
 // Nodes lists every enrolled node, ordered by name.
 func (o *Ops) Nodes() ([]Node, error) {

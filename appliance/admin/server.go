@@ -24,6 +24,9 @@ type Server struct {
 	ReadTimeout, WriteTimeout time.Duration
 }
 
+// defaultWriteTimeout is the server's WriteTimeout when none is set.
+const defaultWriteTimeout = 30 * time.Second
+
 type credKey struct{}
 
 type credResult struct {
@@ -52,7 +55,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       orDefault(s.ReadTimeout, 10*time.Second),
-		WriteTimeout:      orDefault(s.WriteTimeout, 30*time.Second),
+		WriteTimeout:      orDefault(s.WriteTimeout, defaultWriteTimeout),
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    8 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -136,7 +139,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	}
 	c := callerOf(r)
 	log := s.log().With("uid", c.UID, "pid", c.PID, "node", req.Name)
-	resp, err := s.Ops.Revoke(req.Name)
+	// The swarm node's removal is not abandoned when the caller hangs up;
+	// Ops bounds it (RevokeWait).
+	resp, err := s.Ops.Revoke(context.WithoutCancel(r.Context()), req.Name)
 	switch {
 	case errors.Is(err, ErrNoNode):
 		reply(w, http.StatusNotFound, ErrorResponse{"no node " + printable(req.Name) + ": see swarmboot node ls"})
@@ -149,7 +154,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	if resp.Already {
 		log.Info("admin: node was revoked already", "revoked", resp.Revoked.Format(time.RFC3339))
 	} else {
-		log.Info("admin: node certificate revoked")
+		log.Info("admin: node certificate revoked", "swarm", resp.SwarmNote)
 	}
 	reply(w, http.StatusOK, resp)
 }

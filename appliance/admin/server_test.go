@@ -29,8 +29,8 @@ type env struct {
 }
 
 // serve runs an agent API and the admin socket on one store, as the
-// appliance does, until the test ends.
-func serve(t *testing.T, dir string) *env {
+// appliance does, until the test ends; opts adjust the admin server.
+func serve(t *testing.T, dir string, opts ...func(*Server)) *env {
 	t.Helper()
 	st, authority := enrolltest.Open(t)
 	e := &env{st: st, logs: &testlog.Buffer{}, sock: filepath.Join(dir, SocketName)}
@@ -42,6 +42,9 @@ func serve(t *testing.T, dir string) *env {
 		t.Fatal(err)
 	}
 	srv := &Server{Ops: &Ops{Store: st, Revoker: e.api}, Log: log}
+	for _, o := range opts {
+		o(srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
@@ -113,11 +116,16 @@ func TestAdminSocket(t *testing.T) {
 	if err != nil || rv.Already || rv.Revoked.IsZero() {
 		t.Fatalf("revoke: %+v, %v", rv, err)
 	}
+	// No manager agent reported: the swarm node stays, and the note says
+	// how to remove it.
+	if !strings.Contains(rv.SwarmNote, "swarm node n1 stays in the swarm") || !strings.Contains(rv.SwarmNote, "docker node rm --force n1") {
+		t.Errorf("revoke's swarm note %q: want n1 staying and the command to remove it", rv.SwarmNote)
+	}
 	err = cl.Report(ctx, rep)
 	if !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "revoked") {
 		t.Fatalf("heartbeat after revoke: %v, want 403 certificate revoked", err)
 	}
-	if rv2, err := e.c.Revoke(ctx, n.Name); err != nil || !rv2.Already || !rv2.Revoked.Equal(rv.Revoked) {
+	if rv2, err := e.c.Revoke(ctx, n.Name); err != nil || !rv2.Already || !rv2.Revoked.Equal(rv.Revoked) || rv2.SwarmNote != "" {
 		t.Errorf("second revoke: %+v, %v; want Already with the first time", rv2, err)
 	}
 	if _, err := e.c.Revoke(ctx, "ghost"); !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), "no node ghost: see swarmboot node ls") {
@@ -134,7 +142,7 @@ func TestAdminSocket(t *testing.T) {
 	if strings.Contains(l, tr.Token) {
 		t.Error("the token is in the logs")
 	}
-	for _, want := range []string{"enrollment token created", "node certificate revoked", "certificate revoked"} {
+	for _, want := range []string{"enrollment token created", "node certificate revoked", "certificate revoked", "docker node rm --force n1"} {
 		if !strings.Contains(l, want) {
 			t.Errorf("logs lack %q (capture broken?):\n%s", want, l)
 		}
@@ -211,6 +219,9 @@ func TestOpsOffline(t *testing.T) {
 	t.Parallel()
 	st, _ := enrolltest.Open(t)
 	if err := st.Update(func(tx *store.Tx) error {
+		if err := tx.PutNode(store.Node{Name: "w3", MACs: []string{"52:54:00:00:00:09"}, Role: "worker", CertSerial: "cd", KeyFingerprint: "k3", SwarmNodeID: "s3"}); err != nil {
+			return err
+		}
 		return tx.PutNode(store.Node{Name: "w1", MACs: []string{"52:54:00:00:00:07"}, Role: "worker", CertSerial: "ab", KeyFingerprint: "k"})
 	}); err != nil {
 		t.Fatal(err)
@@ -219,11 +230,23 @@ func TestOpsOffline(t *testing.T) {
 	if _, err := o.CreateToken(TokenRequest{MAC: "52:54:00:00:00:08", KernelLine: true}); !errors.Is(err, ErrNeedsAppliance) || !strings.Contains(err.Error(), "without --kernel-line") {
 		t.Errorf("kernel-line token without an appliance: %v", err)
 	}
-	if _, err := o.Revoke("w2"); !errors.Is(err, ErrNoNode) {
+	if _, err := o.Revoke(t.Context(), "w2"); !errors.Is(err, ErrNoNode) {
 		t.Errorf("unknown node: %v", err)
 	}
-	if r, err := o.Revoke("w1"); err != nil || r.Revoked.IsZero() || r.Already {
+	r, err := o.Revoke(t.Context(), "w1")
+	if err != nil || r.Revoked.IsZero() || r.Already {
 		t.Fatalf("revoke: %+v, %v", r, err)
+	}
+	// w1 never reported a swarm node; w3 did (stored), and with no
+	// appliance nobody can remove it.
+	if r.SwarmNote != "it never reported a swarm node ID: nothing to remove from the swarm" {
+		t.Errorf("swarm note of a node without a report: %q", r.SwarmNote)
+	}
+	start := time.Now()
+	r, err = o.Revoke(t.Context(), "w3")
+	if err != nil || !strings.Contains(r.SwarmNote, "swarm node s3 stays in the swarm (the appliance is not running") ||
+		!strings.Contains(r.SwarmNote, "docker node rm --force s3") || time.Since(start) > 5*time.Second {
+		t.Errorf("offline revoke of a swarm node: %+v, %v after %v", r, err, time.Since(start))
 	}
 	st.View(func(tx *store.Tx) error {
 		if ok, _ := tx.CertRevoked("ab"); !ok {
@@ -232,7 +255,7 @@ func TestOpsOffline(t *testing.T) {
 		return nil
 	})
 	ns, err := o.Nodes()
-	if err != nil || len(ns) != 1 || ns[0].Revoked.IsZero() || ns[0].Swarm.State != "" {
+	if err != nil || len(ns) != 2 || ns[0].Revoked.IsZero() || ns[0].Swarm.State != "" {
 		t.Errorf("nodes: %+v, %v", ns, err)
 	}
 }

@@ -64,6 +64,11 @@ type RevokeResponse struct {
 	Name    string    `json:"name"`
 	Revoked time.Time `json:"revoked"`
 	Already bool      `json:"already,omitempty"`
+	// SwarmNote says, in one line for people, what became of the node's
+	// swarm node: removed by a manager, not in the swarm, never reported
+	// one, or why it stays and the docker node rm --force to run on a
+	// manager (enroll.Server.RevokeNode). Empty with Already.
+	SwarmNote string `json:"swarm_note,omitempty"`
 }
 
 // NodesResponse lists every enrolled node.

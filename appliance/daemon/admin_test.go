@@ -78,8 +78,13 @@ func TestAdminSocketRunningDaemon(t *testing.T) {
 		t.Fatalf("listed %+v, want %s not revoked", nodes[0], resp.Node)
 	}
 
-	if _, err := c.Revoke(ctx, resp.Node); err != nil {
+	// Its report had no swarm node: the answer says there was nothing to
+	// take out of the swarm (the daemon's Revoker is its agent API's
+	// RevokeNode).
+	if rv, err := c.Revoke(ctx, resp.Node); err != nil {
 		t.Fatal(err)
+	} else if rv.SwarmNote != "it never reported a swarm node ID: nothing to remove from the swarm" {
+		t.Errorf("revoke's swarm note %q: want nothing to remove", rv.SwarmNote)
 	}
 	if err := cl.Report(ctx, rep); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "certificate revoked") {
 		t.Fatalf("heartbeat after revoke: %v, want refused (certificate revoked)", err)

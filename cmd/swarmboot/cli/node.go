@@ -31,8 +31,8 @@ type storeOps struct{ o *admin.Ops }
 func (s storeOps) CreateToken(_ context.Context, req admin.TokenRequest) (*admin.TokenResponse, error) {
 	return s.o.CreateToken(req)
 }
-func (s storeOps) Revoke(_ context.Context, name string) (*admin.RevokeResponse, error) {
-	return s.o.Revoke(name)
+func (s storeOps) Revoke(ctx context.Context, name string) (*admin.RevokeResponse, error) {
+	return s.o.Revoke(ctx, name)
 }
 func (s storeOps) Nodes(context.Context) ([]admin.Node, error) { return s.o.Nodes() }
 
@@ -169,11 +169,15 @@ func newNodeRevokeCmd(g *Globals) *cobra.Command {
     (node.pem.refused) and goes back to enrolling: it keeps its key and
     waits until it finds a new, unspent token (guestinfo, kernel line or
     /etc/swarmboot/token). A new token from "swarmboot token create"
-    enrolls it again (the same node name for the same VM or MAC).
+    enrolls it again (the same node name for the same VM or MAC);
+  - its swarm node (the ID of its last report) is taken out of the Docker
+    swarm (docker node rm --force) by a manager, waiting up to 20 s. The
+    last line printed says how that went: removed, not in the swarm, or
+    why it stays and the docker node rm --force ID to run on a manager
+    (always so when the appliance is not running: no manager is asked).
 
-Revoking does not remove the machine from the Docker swarm, power it off or
-delete its VM: do that with docker node rm / swarmboot destroy. A node
-revoked before is left as it is.
+Revoking does not power the machine off or delete its VM (swarmboot
+destroy does). A node revoked before is left as it is.
 
 Works while the appliance runs (through its admin socket) and when it does
 not (the store records the revocation; the appliance refuses the node when
@@ -182,6 +186,8 @@ it starts).
 Examples:
   swarmboot node ls
   swarmboot node revoke worker-07
+    node worker-07 revoked at 2026-11-26 06:10:02Z: its next heartbeat is refused; …
+    worker-07: swarm node k3q5x9y2a1b0 removed
   swarmboot node revoke mac-525400123456`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -204,6 +210,9 @@ Examples:
 			}
 			fmt.Fprintf(g.Stdout, "node %s revoked at %s: its next heartbeat is refused; its agent enrolls again only with a new token (swarmboot token create)\n",
 				r.Name, stamp(r.Revoked))
+			if r.SwarmNote != "" {
+				fmt.Fprintf(g.Stdout, "%s: %s\n", r.Name, r.SwarmNote)
+			}
 			return nil
 		},
 	}

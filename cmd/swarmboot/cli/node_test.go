@@ -33,7 +33,7 @@ func TestNodeHelpTeaches(t *testing.T) {
 	t.Parallel()
 	for args, wants := range map[string][]string{
 		"node ls --help":      {"Examples:", "swarmboot node ls", "LAST SEEN", "--json", "admin.sock"},
-		"node revoke --help":  {"Examples:", "swarmboot node revoke worker-07", "403", "token create", "does not remove the machine from the Docker swarm"},
+		"node revoke --help":  {"Examples:", "swarmboot node revoke worker-07", "403", "token create", "out of the Docker", "docker node rm --force ID", "worker-07: swarm node k3q5x9y2a1b0 removed"},
 		"token create --help": {"Examples:", "admin.sock", "same either way"},
 	} {
 		var out bytes.Buffer
@@ -64,7 +64,7 @@ func TestNodeOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := st.Update(func(tx *store.Tx) error {
-		return tx.PutNode(store.Node{Name: "w1", MACs: []string{"52:54:00:00:00:31"}, Role: "worker", CertSerial: "1f", KeyFingerprint: "k1", Enrolled: time.Now()})
+		return tx.PutNode(store.Node{Name: "w1", MACs: []string{"52:54:00:00:00:31"}, Role: "worker", CertSerial: "1f", KeyFingerprint: "k1", Enrolled: time.Now(), SwarmNodeID: "s31"})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,8 @@ func TestNodeOffline(t *testing.T) {
 		t.Errorf("token create --kernel-line offline: exit %d, %q, %q", code, out, errs)
 	}
 	code, out, errs := runCLI(t, data, "node", "revoke", "w1")
-	if code != 0 || !strings.Contains(out, "node w1 revoked at ") {
+	if code != 0 || !strings.Contains(out, "node w1 revoked at ") ||
+		!strings.Contains(out, "\nw1: swarm node s31 stays in the swarm (the appliance is not running, so no manager was asked); remove it on a manager: docker node rm --force s31\n") {
 		t.Fatalf("offline revoke: exit %d, %q, %q", code, out, errs)
 	}
 	code, out, _ = runCLI(t, data, "node", "ls")
@@ -142,7 +143,8 @@ func TestAdminAgainstRunningAppliance(t *testing.T) {
 	}
 
 	code, out, errs = runCLI(t, data, "node", "revoke", resp.Node)
-	if code != 0 || !strings.Contains(out, "node "+resp.Node+" revoked at ") {
+	if code != 0 || !strings.Contains(out, "node "+resp.Node+" revoked at ") ||
+		!strings.Contains(out, "\n"+resp.Node+": it never reported a swarm node ID: nothing to remove from the swarm\n") {
 		t.Fatalf("node revoke: exit %d, %q, %q", code, out, errs)
 	}
 	if err := cl.Report(ctx, rep); !errors.Is(err, agent.ErrRefused) || !strings.Contains(err.Error(), "certificate revoked") {
