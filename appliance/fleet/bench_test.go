@@ -37,6 +37,9 @@ func (e *benchEnv) close() {
 		e.vs.Close(context.Background())
 		e.st.Close()
 		e.sim.Close()
+		// b.Cleanup keeps e until the benchmark ends: drop the simulator
+		// (its inventory) so later rounds do not carry it in their heap.
+		e.sim, e.vs, e.st = nil, nil, nil
 	})
 }
 
