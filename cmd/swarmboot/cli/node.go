@@ -84,9 +84,11 @@ func newNodeLsCmd(g *Globals) *cobra.Command {
 		Use:   "ls",
 		Short: "List the enrolled nodes",
 		Long: `List every enrolled node: its name (the VM name, or mac-<hex> for machines
-swarmboot did not create), VM, MACs, swarm role, when it enrolled, when it
-last heartbeated, whether it is revoked, and the swarm state of its last
-report (state, role, node ID). Nothing secret is shown.
+swarmboot did not create), VM, MACs, swarm role, the IMAGE version its last
+report gave (NAME@digest, as swarmboot build printed it: what swarmboot
+rotate waits for), when it enrolled, when it last heartbeated, whether it
+is revoked, and the swarm state of its last report (state, role, node ID).
+Nothing secret is shown.
 
 Heartbeats reach the store about once a second, so LAST SEEN may lag by
 that much. While the appliance runs the list comes from it (its admin
@@ -124,7 +126,7 @@ func printNodes(g *Globals, nodes []admin.Node) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(g.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tVM\tMAC\tROLE\tENROLLED\tLAST SEEN\tREVOKED\tSWARM")
+	fmt.Fprintln(tw, "NAME\tVM\tMAC\tROLE\tIMAGE\tENROLLED\tLAST SEEN\tREVOKED\tSWARM")
 	for _, n := range nodes {
 		sw := n.Swarm.State
 		if sw == "" {
@@ -136,8 +138,8 @@ func printNodes(g *Globals, nodes []admin.Node) error {
 		if n.Swarm.NodeID != "" {
 			sw += " " + n.Swarm.NodeID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, dash(n.VM), dash(strings.Join(n.MACs, ",")), n.Role,
-			stamp(n.Enrolled), stamp(n.LastSeen), stamp(n.Revoked), sw)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, dash(n.VM), dash(strings.Join(n.MACs, ",")), n.Role,
+			dash(n.Image), stamp(n.Enrolled), stamp(n.LastSeen), stamp(n.Revoked), sw)
 	}
 	return tw.Flush()
 }
