@@ -34,9 +34,14 @@ type Config struct {
 	ImageVersion string
 	Disk         Disk
 
-	Heartbeat  time.Duration // default 30 s (± 20 % jitter)
-	BackoffMax time.Duration // default 60 s
-	RenewIn    time.Duration // renew when the certificate ends sooner; default 10 days
+	Heartbeat time.Duration // default 30 s (± 20 % jitter)
+	// HeartbeatOnly turns off what makes a manager's agent act between
+	// heartbeats: the node-operations long poll (poll.go) and the report
+	// sent when dockerd says a node changed (events.go). What agents
+	// before them did; for comparisons.
+	HeartbeatOnly bool
+	BackoffMax    time.Duration // default 60 s
+	RenewIn       time.Duration // renew when the certificate ends sooner; default 10 days
 
 	Console io.Writer    // state-change lines; default os.Stdout
 	Log     *slog.Logger // nil: discard
@@ -50,7 +55,11 @@ type Agent struct {
 	docker *Docker
 
 	mu    sync.Mutex
-	state string // last console state
+	state string         // last console state
+	swarm api.SwarmState // as the last report said
+
+	reportMu sync.Mutex // one report (and its node operations) at a time
+	bgOnce   sync.Once
 }
 
 // New checks cfg and fills defaults.
@@ -182,11 +191,19 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.waitDocker(ctx); err != nil {
 		return err
 	}
+	var bg sync.WaitGroup
+	defer bg.Wait()
 	for n := 0; ; {
 		if a.id.Cert() == nil {
 			if err := a.enroll(ctx); err != nil {
 				return err
 			}
+		}
+		if !a.cfg.HeartbeatOnly {
+			a.bgOnce.Do(func() {
+				bg.Go(func() { a.pollLoop(ctx) })
+				bg.Go(func() { a.eventsLoop(ctx) })
+			})
 		}
 		err := a.Once(ctx)
 		if ctx.Err() != nil {
@@ -320,10 +337,27 @@ const maxOpRounds = 5
 // once with their results, not a heartbeat later. Results whose report
 // fails are lost: the appliance hands the operation out again.
 func (a *Agent) report(ctx context.Context) error {
-	var results []api.NodeOpResult
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	return a.reportLocked(ctx, nil)
+}
+
+// answerOps does operations a long poll handed out and reports their
+// results at once.
+func (a *Agent) answerOps(ctx context.Context, ops []api.NodeOp) error {
+	a.reportMu.Lock()
+	defer a.reportMu.Unlock()
+	return a.reportLocked(ctx, a.doOps(ctx, ops))
+}
+
+// reportLocked is report with a.reportMu held, sending results first.
+func (a *Agent) reportLocked(ctx context.Context, results []api.NodeOpResult) error {
 	for round := 1; ; round++ {
 		r := a.Collect(ctx)
 		r.OpResults = results
+		a.mu.Lock()
+		a.swarm = r.Swarm
+		a.mu.Unlock()
 		sw := "swarm " + r.Swarm.State
 		if r.Swarm.Role != "" {
 			sw += " " + r.Swarm.Role

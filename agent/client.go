@@ -48,7 +48,7 @@ func NewClient(baseURL, serverName string, roots *x509.CertPool, id *Identity) (
 				return id.Cert(), nil
 			},
 		},
-		MaxIdleConnsPerHost: 1,
+		MaxIdleConnsPerHost: 2, // a long poll and a report
 		IdleConnTimeout:     90 * time.Second,
 		ForceAttemptHTTP2:   false,
 	}
@@ -83,7 +83,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if resp.StatusCode/100 != 2 {
 		var e api.Error
 		_ = json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&e)
-		err := fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
+		err := fmt.Errorf("%s %s: %w", method, path, &StatusError{Code: resp.StatusCode, Status: resp.Status, Msg: e.Error})
 		if resp.StatusCode/100 == 4 {
 			err = fmt.Errorf("%w: %w", ErrRefused, err)
 		}
@@ -97,6 +97,15 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	dec := json.NewDecoder(io.LimitReader(resp.Body, api.MaxBody))
 	return dec.Decode(out)
 }
+
+// StatusError is the appliance's non-2xx answer (errors.As finds it).
+type StatusError struct {
+	Code   int
+	Status string // "409 Conflict"
+	Msg    string // the appliance's api.Error text
+}
+
+func (e *StatusError) Error() string { return e.Status + ": " + e.Msg }
 
 // Enroll trades the token for a node certificate.
 func (c *Client) Enroll(ctx context.Context, req api.EnrollRequest) (api.EnrollResponse, error) {

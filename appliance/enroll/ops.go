@@ -40,6 +40,7 @@ type pendingOp struct {
 	to       string // manager node it was handed to; "" = waiting
 	handedAt time.Time
 	handOuts int
+	polled   bool           // handed in the answer to a long poll (poll.go)
 	done     chan opOutcome // buffered 1
 }
 
@@ -55,6 +56,10 @@ type opQueue struct {
 	ops       []*pendingOp // queue order
 	lastMgr   string       // the last eligible manager that reported
 	lastMgrAt time.Time
+
+	wake    chan struct{}  // closed when an operation is queued; nil: none made yet (poll.go)
+	polls   map[string]int // long polls waiting, by manager node name
+	closing chan struct{}  // closed when Serve shuts down; nil outside Serve
 }
 
 // SetAvailability drains (api.AvailabilityDrain) or activates
@@ -149,6 +154,7 @@ func (s *Server) queueOp(op api.NodeOp) (*pendingOp, error) {
 	}
 	p := &pendingOp{op: op, queued: now, done: make(chan opOutcome, 1)}
 	q.ops = append(q.ops, p)
+	q.wakeLocked()
 	return p, nil
 }
 
@@ -185,8 +191,15 @@ func (s *Server) noManagerLocked(op api.NodeOp, now time.Time) error {
 // results were taken): it hands out what waits, hands again what this
 // manager held and did not answer, and gives up on an operation handed to
 // it maxHandOuts times. An operation held by another manager that has not
-// answered within OpTake moves to this one.
+// answered within OpTake moves to this one. An operation handed to this
+// manager by a long poll less than pollAnswerGrace ago is not handed
+// again: its agent may be doing it while this report was on its way
+// (poll is false for a report; true, the poll hands nothing it holds).
 func (s *Server) takeOps(mgr string, now time.Time) []api.NodeOp {
+	return s.handOut(mgr, now, false)
+}
+
+func (s *Server) handOut(mgr string, now time.Time, poll bool) []api.NodeOp {
 	q := &s.ops
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -194,7 +207,12 @@ func (s *Server) takeOps(mgr string, now time.Time) []api.NodeOp {
 	var out []api.NodeOp
 	keep := q.ops[:0]
 	for _, p := range q.ops {
-		if len(out) < api.MaxNodeOps && (p.to == "" || p.to == mgr || now.Sub(p.handedAt) > s.OpTake) {
+		mine := p.to == mgr
+		if mine && (poll || p.polled && now.Sub(p.handedAt) < pollAnswerGrace) {
+			keep = append(keep, p)
+			continue
+		}
+		if len(out) < api.MaxNodeOps && (p.to == "" || mine || now.Sub(p.handedAt) > s.OpTake) {
 			if p.to == mgr && p.handOuts >= maxHandOuts {
 				p.done <- opOutcome{by: mgr, err: fmt.Errorf("%s swarm node %s: the agent of manager %s was given it %d times and never answered: its agent may be older than node operations (update its image)", p.op.Do, p.op.Node, mgr, p.handOuts)}
 				continue
@@ -202,7 +220,7 @@ func (s *Server) takeOps(mgr string, now time.Time) []api.NodeOp {
 			if p.to != mgr {
 				p.handOuts = 0
 			}
-			p.to, p.handedAt = mgr, now
+			p.to, p.handedAt, p.polled = mgr, now, poll
 			p.handOuts++
 			out = append(out, p.op)
 		}

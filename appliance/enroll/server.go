@@ -139,6 +139,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET "+api.PathPlan, s.authed(s.handlePlan))
 	mux.Handle("POST "+api.PathReport, s.authed(s.handleReport))
 	mux.Handle("POST "+api.PathRenew, s.authed(s.handleRenew))
+	mux.Handle("GET "+api.PathOps, s.authed(s.handleOps))
 	return mux
 }
 
@@ -179,11 +180,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		// land here; they carry no secrets.
 		ErrorLog: log.New(&slogWriter{s.Log}, "", 0),
 	}
+	shutPolls := s.ops.openPolls()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(tls.NewListener(l, cfg)) }()
 	select {
 	case err = <-errc:
+		shutPolls()
 	case <-ctx.Done():
+		shutPolls() // waiting polls answer now: Shutdown waits for idle connections
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err = hs.Shutdown(sctx)
 		cancel()

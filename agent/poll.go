@@ -1,0 +1,79 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+// oldApplianceWait is how long the poll rests after an appliance older
+// than the long poll answered 404 (it may be updated meanwhile).
+const oldApplianceWait = 10 * time.Minute
+
+// PollOps is the node-operations long poll (api.PathOps): it returns the
+// operations the appliance hands out, or none when the wait ended. wait
+// is what the agent asks for; the appliance holds at most
+// api.MaxPollWait.
+func (c *Client) PollOps(ctx context.Context, wait time.Duration) (api.ReportAnswer, error) {
+	var a api.ReportAnswer
+	err := c.do(ctx, http.MethodGet, api.PathOps+"?"+url.Values{api.PollWaitParam: {wait.String()}}.Encode(), nil, &a)
+	if len(a.Ops) > api.MaxNodeOps {
+		a.Ops = a.Ops[:api.MaxNodeOps]
+	}
+	return a, err
+}
+
+// isManager says whether the last report found this node an active
+// manager (only those get node operations, and node events).
+func (a *Agent) isManager() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.swarm.State == "active" && a.swarm.ControlAvailable
+}
+
+// idleWait is how long the background loops rest while the node is not
+// a manager: a heartbeat, at most 5 s.
+func (a *Agent) idleWait() time.Duration { return min(a.cfg.Heartbeat, 5*time.Second) }
+
+// pollLoop keeps a long poll open while this node is an active manager,
+// does the operations it brings and reports their results at once. An
+// appliance without the poll (404) leaves the heartbeat to bring them.
+func (a *Agent) pollLoop(ctx context.Context) {
+	fails := 0
+	for ctx.Err() == nil {
+		if !a.isManager() {
+			sleep(ctx, a.idleWait())
+			continue
+		}
+		ans, err := a.client.PollOps(ctx, api.MaxPollWait)
+		if ctx.Err() != nil {
+			return
+		}
+		var se *StatusError
+		switch {
+		case err == nil && len(ans.Ops) > 0:
+			fails = 0
+			a.cfg.Log.Debug("node operations from the long poll", "ops", len(ans.Ops))
+			if err := a.answerOps(ctx, ans.Ops); err != nil {
+				a.cfg.Log.Warn("node operation results not reported (the appliance hands them again)", "err", err)
+			}
+		case err == nil:
+			fails = 0 // the wait ended: ask again
+		case errors.As(err, &se) && se.Code == http.StatusNotFound:
+			a.say("poll-404", "the appliance has no node-operations poll (older than this agent): operations come with the heartbeat")
+			sleep(ctx, oldApplianceWait)
+		case errors.As(err, &se) && (se.Code == http.StatusConflict || se.Code == http.StatusTooManyRequests):
+			a.cfg.Log.Debug("node operations poll refused", "err", err)
+			sleep(ctx, a.idleWait())
+		default:
+			wait := backoff(fails, a.cfg.BackoffMax)
+			fails++
+			a.cfg.Log.Warn("node operations poll failed", "err", err, "retry_in", wait.Round(time.Millisecond))
+			sleep(ctx, wait)
+		}
+	}
+}
