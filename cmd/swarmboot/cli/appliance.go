@@ -70,12 +70,27 @@ enrolls. Images built without the appliance's URL and CA get them from an
 extra initrd with --trust-initrd.
 
 While it runs, the local admin socket <data-dir>/admin.sock (root or this
-user only) serves "swarmboot token create" (--kernel-line: a token on a
-machine's iPXE kernel line, for bare metal netbooted later), "swarmboot node
-ls" and "swarmboot node revoke NAME".
+user only) answers the day-2 commands, run with the same --data-dir from
+another shell:
+
+  swarmboot token create --mac MAC|--vm VM   a one-time enrollment token
+      (--kernel-line: also on that machine's iPXE kernel line, for bare
+      metal netbooted later; only the running appliance can do that)
+  swarmboot node ls                          enrolled nodes, their image
+      version and swarm state
+  swarmboot node revoke NAME                 refuse its certificate, take
+      its swarm node out of the swarm through a manager
+  swarmboot rotate --group G --image BUILD   roll a group onto a new build,
+      one node at a time (drain, reset, wait, activate); the roll runs in
+      the appliance: only while it runs (docs/rotate.md)
+  swarmboot rotate status                    how the latest roll goes
+
+token create, node ls, node revoke and rotate status also work with the
+appliance stopped (on the store directly).
 
 Every step of every machine (DHCP, TFTP, script, kernel, initrd, enroll,
-swarm init/join, report) lands in the store and on the timeline:
+swarm init/join, report; renew, revoke, swarm-op, rotate) lands in the
+store and on the timeline:
 "swarmboot machines" and "swarmboot events MAC" ask the HTTP address.
 
 Flags, environment (SWARMBOOT_INTERFACE, SWARMBOOT_DHCP, SWARMBOOT_ARTIFACTS,
@@ -88,7 +103,13 @@ Examples:
   swarmboot build -f linuxkit/worker.yml -o out/
   swarmboot appliance run --interface eth1 --artifacts out/ --site swarmboot.yml
   swarmboot appliance run --interface br-lab --dhcp full --config boot.yml \
-      --site lab.yml --simulate --token all --trust-initrd`,
+      --site lab.yml --simulate --token all --trust-initrd
+
+  # later, from another shell, with the appliance running:
+  swarmboot build -f linuxkit/worker.yml -o out/ --name worker-2027q1
+  swarmboot rotate --group workers --image worker-2027q1 --dry-run
+  swarmboot rotate --group workers --image worker-2027q1
+  swarmboot rotate status`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fl := cmd.Flags()

@@ -21,7 +21,10 @@ func TestApplianceRunHelpTeaches(t *testing.T) {
 	if code := Main(context.Background(), []string{"appliance", "run", "--help"}, nil, &out, &out); code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
-	for _, want := range []string{"--simulate", "--token", "swarmboot.token=", "Examples:", "--api-addr", "--dhcp", "swarmboot events MAC"} {
+	for _, want := range []string{"--simulate", "--token", "swarmboot.token=", "Examples:", "--api-addr", "--dhcp", "swarmboot events MAC",
+		"admin.sock", "swarmboot token create", "swarmboot node ls", "swarmboot node revoke NAME",
+		"swarmboot rotate --group G --image BUILD", "swarmboot rotate status",
+		"swarmboot rotate --group workers --image worker-2027q1\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("appliance run --help lacks %q", want)
 		}
