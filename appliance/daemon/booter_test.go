@@ -160,12 +160,12 @@ func TestMirrorBothWaysOnce(t *testing.T) {
 		d.mirror.once()
 	}
 	st := timeline.Kinds(storeKinds(t, d.Store(), mac))
-	want := []timeline.Kind{"enroll", "token", timeline.DHCPAck, timeline.Script}
+	want := []timeline.Kind{timeline.Enroll, timeline.Token, timeline.DHCPAck, timeline.Script}
 	if !equalKinds(st, want) {
 		t.Errorf("store events %v, want %v", st, want)
 	}
 	tl := timeline.Kinds(d.tl.Events(hw))
-	want = []timeline.Kind{timeline.DHCPAck, timeline.Script, "enroll", "token"}
+	want = []timeline.Kind{timeline.DHCPAck, timeline.Script, timeline.Enroll, timeline.Token}
 	if !equalKinds(tl, want) {
 		t.Errorf("timeline events %v, want %v", tl, want)
 	}

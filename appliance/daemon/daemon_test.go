@@ -207,7 +207,7 @@ func TestApplianceLoopback(t *testing.T) {
 	for _, rd := range rds {
 		get(t, rd[1])
 	}
-	waitStore(t, d.Store(), mac, "vm-created", "token", timeline.Script, timeline.Kernel, timeline.Initrd)
+	waitStore(t, d.Store(), mac, timeline.VMCreated, timeline.Token, timeline.Script, timeline.Kernel, timeline.Initrd)
 
 	// Enroll through the agent API with the agent's own client code.
 	const uuid = "00000000-0000-0000-0000-000000000001"
@@ -234,7 +234,7 @@ func TestApplianceLoopback(t *testing.T) {
 	if _, err := cl.Plan(ctx); err != nil {
 		t.Fatal(err)
 	}
-	full := []timeline.Kind{"vm-created", "token", timeline.Script, timeline.Kernel, timeline.Initrd,
+	full := []timeline.Kind{timeline.VMCreated, timeline.Token, timeline.Script, timeline.Kernel, timeline.Initrd,
 		timeline.Enroll, timeline.Report, timeline.SwarmInit}
 	waitStore(t, d.Store(), mac, full...)
 	waitStore(t, d.Store(), mac, timeline.Enroll, timeline.SwarmJoin)

@@ -12,8 +12,8 @@ import (
 )
 
 // bootKinds are the steps bootserve records on its timeline; every other
-// kind (token, enroll, swarm-init, swarm-join, report, …) is written to
-// the store by the appliance. The mirror copies boot steps timeline →
+// kind (timeline.Token, Enroll, SwarmJoin, Report, Revoke, SwarmOp,
+// Rotate, …) is written to the store by the appliance. The mirror copies boot steps timeline →
 // store and the rest store → timeline, so nothing is copied back.
 var bootKinds = map[timeline.Kind]bool{
 	timeline.DHCPDiscover: true, timeline.DHCPOffer: true, timeline.DHCPRequest: true, timeline.DHCPAck: true,
@@ -141,7 +141,7 @@ func (m *mirror) fromStore(macs map[string]bool) {
 			}
 			hw, _ := net.ParseMAC(mac)
 			for _, e := range evs[done:] {
-				if e.Kind == "enroll" && m.forget != nil {
+				if timeline.Kind(e.Kind) == timeline.Enroll && m.forget != nil {
 					m.forget(mac, e.Time)
 				}
 				if bootKinds[timeline.Kind(e.Kind)] || hw == nil {

@@ -88,6 +88,6 @@ func TestApplianceInNetns(t *testing.T) {
 	for _, rd := range initrdLine.FindAllStringSubmatch(text, -1) {
 		curl(rd[1])
 	}
-	waitStore(t, d.Store(), mac, "vm-created", "token", timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest,
+	waitStore(t, d.Store(), mac, timeline.VMCreated, timeline.Token, timeline.DHCPDiscover, timeline.DHCPOffer, timeline.DHCPRequest,
 		timeline.DHCPAck, timeline.TFTP, timeline.Script, timeline.Kernel, timeline.Initrd)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/swarmboot/swarmboot/appliance/rotate"
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/images/build"
 	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/testlog"
@@ -269,14 +270,16 @@ func TestRotateThroughAdminSocket(t *testing.T) {
 	if script := get(t, d.HTTPBase()+"/boot/"+mac+".ipxe"); !strings.Contains(script, "lab2-kernel") {
 		t.Errorf("w1's script after the roll does not boot lab2:\n%s", script)
 	}
-	if n := enrolltest.Events(t, d.Store(), mac, "rotate"); n < 10 {
+	// The roll writes its steps as timeline.Rotate: the kind the mirror
+	// copies and the timeline documents.
+	if n := enrolltest.Events(t, d.Store(), mac, string(timeline.Rotate)); n < 10 {
 		t.Errorf("%d rotate events for w1, want the steps of both rolls", n)
 	}
 	hw, _ := net.ParseMAC(mac)
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		n := 0
 		for _, e := range d.Timeline().Events(hw) {
-			if e.Kind == "rotate" {
+			if e.Kind == timeline.Rotate {
 				n++
 			}
 		}

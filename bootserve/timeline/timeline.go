@@ -2,6 +2,11 @@
 // DHCP discover/offer/request/ack, TFTP files, the iPXE script, kernel and
 // initrd downloads, and later enrollment, swarm join and reports. A Log keeps
 // the events in memory, bounded per machine, and answers queries by MAC.
+//
+// The Kind constants are every kind a machine's timeline shows: the boot
+// steps bootserve records here, and the steps the appliance writes to its
+// store (appliance/store.Event.Kind, the same strings), which the running
+// appliance copies onto this timeline (appliance/daemon's mirror).
 package timeline
 
 import (
@@ -16,21 +21,35 @@ import (
 // Kind names a step on a machine's timeline.
 type Kind string
 
-// The steps bootserve and the appliance record.
+// The boot steps bootserve records (full DHCP mode also records
+// dhcp-nak, dhcp-decline and dhcp-release: bootserve/dhcp).
 const (
 	DHCPDiscover Kind = "dhcp-discover"
 	DHCPOffer    Kind = "dhcp-offer"
 	DHCPRequest  Kind = "dhcp-request"
 	DHCPAck      Kind = "dhcp-ack"
-	TFTP         Kind = "tftp"
+	TFTP         Kind = "tftp" // a file read over TFTP (Detail: its name)
 	Script       Kind = "script"
 	Kernel       Kind = "kernel"
 	Initrd       Kind = "initrd"
 	ISO          Kind = "iso"
-	Enroll       Kind = "enroll"
-	SwarmInit    Kind = "swarm-init"
-	SwarmJoin    Kind = "swarm-join"
-	Report       Kind = "report"
+)
+
+// The steps the appliance records in its store, each by the package
+// named.
+const (
+	VMCreated     Kind = "vm-created"     // appliance/fleet: apply created the machine's VM
+	VMDestroyed   Kind = "vm-destroyed"   // appliance/fleet: apply or destroy deleted its VM
+	Token         Kind = "token"          // appliance/enroll: a one-time enrollment token issued (never the token)
+	Enroll        Kind = "enroll"         // appliance/enroll: its agent enrolled (node certificate issued)
+	EnrollRefused Kind = "enroll-refused" // appliance/enroll: an enrollment refused, and why
+	SwarmInit     Kind = "swarm-init"     // appliance/enroll: it founded the swarm
+	SwarmJoin     Kind = "swarm-join"     // appliance/enroll: it joined the swarm
+	Report        Kind = "report"         // appliance/enroll: a heartbeat that changed (or one every 10 min)
+	Renew         Kind = "renew"          // appliance/enroll: its certificate renewed
+	Revoke        Kind = "revoke"         // appliance/enroll: its certificate revoked; what became of its swarm node
+	SwarmOp       Kind = "swarm-op"       // appliance/enroll: a drain, activate or remove of its swarm node through a manager
+	Rotate        Kind = "rotate"         // appliance/rotate: a step of a roll onto a new image ("step: message")
 )
 
 // Event is one step of one machine. MAC may be nil when the step could not
