@@ -57,6 +57,7 @@ type Agent struct {
 	mu    sync.Mutex
 	state string         // last console state
 	swarm api.SwarmState // as the last report said
+	wake  chan struct{}  // closed when swarm changes (poll.go waitManager)
 
 	reportMu sync.Mutex // one report (and its node operations) at a time
 	bgOnce   sync.Once
@@ -355,9 +356,7 @@ func (a *Agent) reportLocked(ctx context.Context, results []api.NodeOpResult) er
 	for round := 1; ; round++ {
 		r := a.Collect(ctx)
 		r.OpResults = results
-		a.mu.Lock()
-		a.swarm = r.Swarm
-		a.mu.Unlock()
+		a.setSwarm(r.Swarm)
 		sw := "swarm " + r.Swarm.State
 		if r.Swarm.Role != "" {
 			sw += " " + r.Swarm.Role

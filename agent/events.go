@@ -143,9 +143,8 @@ func (a *Agent) eventsLoop(ctx context.Context) {
 	defer func() { <-done }()
 	fails := 0
 	for ctx.Err() == nil {
-		if !a.isManager() {
-			sleep(ctx, a.idleWait())
-			continue
+		if !a.waitManager(ctx) {
+			return
 		}
 		err := watchNodeEvents(ctx, a.docker.c.Dialer(), func() {
 			if fails > 0 {

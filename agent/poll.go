@@ -27,16 +27,42 @@ func (c *Client) PollOps(ctx context.Context, wait time.Duration) (api.ReportAns
 	return a, err
 }
 
-// isManager says whether the last report found this node an active
-// manager (only those get node operations, and node events).
-func (a *Agent) isManager() bool {
+// setSwarm keeps what the last report said of the swarm and wakes the
+// loops waiting for the node to be a manager.
+func (a *Agent) setSwarm(s api.SwarmState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.swarm.State == "active" && a.swarm.ControlAvailable
+	if a.swarm != s && a.wake != nil {
+		close(a.wake)
+		a.wake = nil
+	}
+	a.swarm = s
 }
 
-// idleWait is how long the background loops rest while the node is not
-// a manager: a heartbeat, at most 5 s.
+// waitManager returns true once the last report found this node an
+// active manager, false when ctx ended first.
+func (a *Agent) waitManager(ctx context.Context) bool {
+	for {
+		a.mu.Lock()
+		ok := a.swarm.State == "active" && a.swarm.ControlAvailable
+		if a.wake == nil {
+			a.wake = make(chan struct{})
+		}
+		wake := a.wake
+		a.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-wake:
+		}
+	}
+}
+
+// idleWait is how long the poll rests after a refusal: a heartbeat, at
+// most 5 s.
 func (a *Agent) idleWait() time.Duration { return min(a.cfg.Heartbeat, 5*time.Second) }
 
 // pollLoop keeps a long poll open while this node is an active manager,
@@ -45,9 +71,8 @@ func (a *Agent) idleWait() time.Duration { return min(a.cfg.Heartbeat, 5*time.Se
 func (a *Agent) pollLoop(ctx context.Context) {
 	fails := 0
 	for ctx.Err() == nil {
-		if !a.isManager() {
-			sleep(ctx, a.idleWait())
-			continue
+		if !a.waitManager(ctx) {
+			return
 		}
 		ans, err := a.client.PollOps(ctx, api.MaxPollWait)
 		if ctx.Err() != nil {

@@ -65,12 +65,6 @@ func runLoop(t *testing.T, loop func(context.Context)) (stop func()) {
 	return stop
 }
 
-func (a *Agent) setSwarm(s api.SwarmState) {
-	a.mu.Lock()
-	a.swarm = s
-	a.mu.Unlock()
-}
-
 var managerState = api.SwarmState{State: "active", ControlAvailable: true, NodeID: "n1", Role: api.RoleManager}
 
 // The poll's operations are done and their results reported at once (not

@@ -71,13 +71,23 @@ func (a *appliance) machine(t testing.TB, d *dockerd, name, role string, i int) 
 // run starts the machine's agent; the returned func stops it and waits.
 func (a *appliance) run(t testing.TB, m *machine, console, log *lockedBuf) (stop func()) {
 	t.Helper()
-	ag, err := agent.New(agent.Config{
+	return a.runWith(t, m, console, log, nil)
+}
+
+// runWith is run with the agent's Config changed by mod first.
+func (a *appliance) runWith(t testing.TB, m *machine, console, log *lockedBuf, mod func(*agent.Config)) (stop func()) {
+	t.Helper()
+	cfg := agent.Config{
 		URL: a.url, Roots: a.roots, StateDir: filepath.Join(m.dir, "state"), DockerHost: m.d.Host,
 		DataPath: filepath.Join(m.dir, "data"), BIOSUUIDPath: filepath.Join(m.dir, "uuid"), MACs: []string{m.mac},
 		Tokens:    []agent.TokenSource{agent.GuestinfoToken{}, agent.CmdlineToken{Path: filepath.Join(m.dir, "cmdline")}},
 		Advertise: m.d.IP, Heartbeat: 400 * time.Millisecond, BackoffMax: time.Second, RenewIn: m.renewIn,
 		Console: console, Log: slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ag, err := agent.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
