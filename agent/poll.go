@@ -95,7 +95,9 @@ func (a *Agent) pollLoop(ctx context.Context) {
 			a.cfg.Log.Debug("node operations poll refused", "err", err)
 			sleep(ctx, a.idleWait())
 		default:
-			wait := backoff(fails, a.cfg.BackoffMax)
+			// Capped at a heartbeat: an appliance back from a restart
+			// should not wait on a long backoff to hand operations out.
+			wait := min(backoff(fails, a.cfg.BackoffMax), max(a.cfg.Heartbeat, time.Second))
 			fails++
 			a.cfg.Log.Warn("node operations poll failed", "err", err, "retry_in", wait.Round(time.Millisecond))
 			sleep(ctx, wait)

@@ -140,10 +140,13 @@ func TestPollLoopOldApplianceAndWorker(t *testing.T) {
 	w.setSwarm(api.SwarmState{State: "active", NodeID: "w1", Role: api.RoleWorker})
 	stop = runLoop(t, w.pollLoop)
 	time.Sleep(300 * time.Millisecond)
-	stop()
 	if n := fw.polls.Load(); n != 0 {
 		t.Errorf("a worker polled %d times", n)
 	}
+	// Promoted: the next report's state wakes the loop.
+	w.setSwarm(managerState)
+	waitUntil(t, "a poll after the promotion", func() bool { return fw.polls.Load() >= 1 })
+	stop()
 }
 
 // 409 (not a manager to the appliance) and 429 make the loop rest, not

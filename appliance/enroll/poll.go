@@ -1,6 +1,8 @@
 package enroll
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -100,15 +102,27 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
+// pollWait reads a poll's wait parameter: api.DefaultPollWait when
+// missing, cut to api.MaxPollWait, refused when not a positive duration.
+func pollWait(v string) (time.Duration, error) {
+	if v == "" {
+		return api.DefaultPollWait, nil
+	}
+	if len(v) > 32 {
+		return 0, errors.New("wait: longer than 32 bytes; want a Go duration such as 25s")
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("wait %q: want a positive Go duration such as 25s", v)
+	}
+	return min(d, api.MaxPollWait), nil
+}
+
 func (s *Server) handleOps(w http.ResponseWriter, r *http.Request, n *store.Node) {
-	wait := api.DefaultPollWait
-	if v := r.URL.Query().Get(api.PollWaitParam); v != "" {
-		d, err := time.ParseDuration(v)
-		if err != nil || d <= 0 {
-			refuse(w, http.StatusBadRequest, "wait: want a positive Go duration such as 25s")
-			return
-		}
-		wait = min(d, api.MaxPollWait)
+	wait, err := pollWait(r.URL.Query().Get(api.PollWaitParam))
+	if err != nil {
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	if rep, _ := s.lastReport(n); s.Swarm != nil || n.Role != api.RoleManager || rep == nil || rep.Swarm.State != "active" || !rep.Swarm.ControlAvailable {
 		refuse(w, http.StatusConflict, "node operations go to an active manager swarmboot made: this node's last report is not one (keep heartbeating)")

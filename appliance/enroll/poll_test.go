@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,4 +219,22 @@ func TestPollShutdown(t *testing.T) {
 	if a := <-h.poll(mgr, "1s"); a.err == nil {
 		t.Errorf("poll after shutdown: %d, want no connection", a.code)
 	}
+}
+
+func FuzzPollWait(f *testing.F) {
+	for _, v := range []string{"", "25s", "1ms", "1h", "-1s", "0", "soon", "9223372036854775807ns", "1e3s"} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		d, err := pollWait(v)
+		if err != nil {
+			if strings.Contains(err.Error(), v) && len(v) > 32 {
+				t.Fatalf("the error repeats a long parameter: %v", err)
+			}
+			return
+		}
+		if d <= 0 || d > api.MaxPollWait {
+			t.Fatalf("wait %q accepted as %v, want (0, %v]", v, d, api.MaxPollWait)
+		}
+	})
 }
