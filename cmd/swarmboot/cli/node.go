@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -109,15 +110,21 @@ Examples:
 				return fmt.Errorf("node ls: %w", err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(nodes)
+				return printJSON(g.Stdout, nodes)
 			}
 			return printNodes(g, nodes)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the list as JSON")
 	return cmd
+}
+
+// printJSON writes v as the --json output of node ls and rotate status:
+// indented, one value.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func printNodes(g *Globals, nodes []admin.Node) error {

@@ -31,16 +31,23 @@ func runCLI(t *testing.T, data string, args ...string) (int, string, string) {
 
 func TestNodeHelpTeaches(t *testing.T) {
 	t.Parallel()
-	for args, wants := range map[string][]string{
+	helpTeaches(t, map[string][]string{
 		"node ls --help":      {"Examples:", "swarmboot node ls", "IMAGE", "NAME@digest", "LAST SEEN", "--json", "admin.sock"},
 		"node revoke --help":  {"Examples:", "swarmboot node revoke worker-07", "403", "token create", "out of the Docker", "docker node rm --force ID", "worker-07: swarm node k3q5x9y2a1b0 removed"},
 		"token create --help": {"Examples:", "admin.sock", "same either way"},
-	} {
+	})
+}
+
+// helpTeaches runs each command line (its --help) and checks that it
+// exits 0 and that its output has every wanted string.
+func helpTeaches(t *testing.T, wants map[string][]string) {
+	t.Helper()
+	for args, want := range wants {
 		var out bytes.Buffer
 		if code := Main(context.Background(), strings.Fields(args), nil, &out, &out); code != 0 {
 			t.Fatalf("%s: exit %d: %s", args, code, out.String())
 		}
-		for _, w := range wants {
+		for _, w := range want {
 			if !strings.Contains(out.String(), w) {
 				t.Errorf("%s lacks %q", args, w)
 			}

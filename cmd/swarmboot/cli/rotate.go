@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -315,9 +314,7 @@ Examples:
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(g.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(resp)
+				return printJSON(g.Stdout, resp)
 			}
 			return printRotation(g, resp)
 		},

@@ -22,20 +22,10 @@ import (
 
 func TestRotateHelpTeaches(t *testing.T) {
 	t.Parallel()
-	for args, wants := range map[string][]string{
+	helpTeaches(t, map[string][]string{
 		"rotate --help":        {"Examples:", "swarmboot rotate --group workers --image worker-2027q1", "--dry-run", "drain", "stays drained", "--allow-quorum-loss", "pxe", "CD-ROM", "rotate status", "Exit status"},
 		"rotate status --help": {"Examples:", "interrupted", "--json"},
-	} {
-		var out bytes.Buffer
-		if code := Main(context.Background(), strings.Fields(args), nil, &out, &out); code != 0 {
-			t.Fatalf("%s: exit %d: %s", args, code, out.String())
-		}
-		for _, w := range wants {
-			if !strings.Contains(out.String(), w) {
-				t.Errorf("%s lacks %q", args, w)
-			}
-		}
-	}
+	})
 }
 
 func TestRotateRequestFromFlags(t *testing.T) {
