@@ -1,12 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -19,7 +16,6 @@ import (
 	"github.com/swarmboot/swarmboot/bootserve/dhcp"
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
-	"github.com/swarmboot/swarmboot/pkg/cpio"
 )
 
 // offline is a daemon that is never run: the Booter, tokens and the
@@ -213,47 +209,6 @@ func kindStrings(evs []timeline.Event) []string {
 		out[i] = string(e.Kind)
 	}
 	return out
-}
-
-// TestTrustInitrd reads the trust initrd back as the kernel would and
-// loads it as the agent does.
-func TestTrustInitrd(t *testing.T) {
-	t.Parallel()
-	d := offline(t, Config{TrustInitrd: true, APIListener: listenLoopback(t)})
-	if err := d.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(d.cfg.Artifacts, TrustInitrdName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	r := cpio.NewReader(bytes.NewReader(raw))
-	for {
-		h, err := r.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(root, h.Name)
-		if h.Mode.IsDir() {
-			os.MkdirAll(p, 0o755)
-			continue
-		}
-		b, _ := io.ReadAll(r)
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg, pool, err := api.LoadTrust(filepath.Join(root, api.TrustDir))
-	if err != nil {
-		t.Fatalf("agent cannot load the trust initrd: %v", err)
-	}
-	if cfg.URL != d.APIURL() || pool == nil {
-		t.Errorf("trust initrd URL %q, want %q", cfg.URL, d.APIURL())
-	}
 }
 
 func listenLoopback(t testing.TB) net.Listener {

@@ -124,11 +124,7 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 	if err != nil {
 		return nil, err
 	}
-	r, err := d.roller()
-	if err != nil {
-		return nil, err
-	}
-	runCtx, err := d.claimRotation()
+	r, runCtx, err := d.claimRoller()
 	if err != nil {
 		return nil, err
 	}
@@ -173,11 +169,7 @@ func (d *Daemon) StartRotation(ctx context.Context, req admin.RotateRequest) (<-
 // stops (for Go callers such as the lab; the CLI goes through the admin
 // socket). Only one roll runs at a time.
 func (d *Daemon) Rotate(ctx context.Context, req rotate.Request, emit func(rotate.Progress)) (*store.Rotation, error) {
-	r, err := d.roller()
-	if err != nil {
-		return nil, err
-	}
-	runCtx, err := d.claimRotation()
+	r, runCtx, err := d.claimRoller()
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +180,20 @@ func (d *Daemon) Rotate(ctx context.Context, req rotate.Request, emit func(rotat
 	stop := context.AfterFunc(runCtx, cancel)
 	defer stop()
 	return r.Run(ctx, req, emit)
+}
+
+// claimRoller is the roller for a roll about to run, with the claim
+// (claimRotation) taken: the caller ends it with releaseRotation.
+func (d *Daemon) claimRoller() (*rotate.Roller, context.Context, error) {
+	r, err := d.roller()
+	if err != nil {
+		return nil, nil, err
+	}
+	runCtx, err := d.claimRotation()
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, runCtx, nil
 }
 
 // claimRotation marks a roll running (counted in wg, which Run waits

@@ -83,12 +83,10 @@ func imageArchive(t *testing.T, version string) []byte {
 	return buf.Bytes()
 }
 
-// TestTrustInitrdKeepsVersion: the trust initrd, unpacked over a built
-// image, replaces the trust material (URL, CA) but leaves the image's
-// version file and other files under /etc/swarmboot alone, so a netbooted
-// agent reports the version the builder baked in.
-func TestTrustInitrdKeepsVersion(t *testing.T) {
-	t.Parallel()
+// trustInitrd is a listening daemon (not running) with --trust-initrd,
+// and the trust initrd it wrote to its artifacts.
+func trustInitrd(t *testing.T) (*Daemon, []byte) {
+	t.Helper()
 	d := offline(t, Config{TrustInitrd: true, APIListener: listenLoopback(t)})
 	if err := d.Listen(); err != nil {
 		t.Fatal(err)
@@ -97,6 +95,32 @@ func TestTrustInitrdKeepsVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d, trust
+}
+
+// TestTrustInitrd unpacks the trust initrd alone as the kernel would and
+// loads it as the agent does.
+func TestTrustInitrd(t *testing.T) {
+	t.Parallel()
+	d, trust := trustInitrd(t)
+	root := t.TempDir()
+	unpack(t, root, trust)
+	cfg, pool, err := api.LoadTrust(filepath.Join(root, api.TrustDir))
+	if err != nil {
+		t.Fatalf("agent cannot load the trust initrd: %v", err)
+	}
+	if cfg.URL != d.APIURL() || pool == nil {
+		t.Errorf("trust initrd URL %q, want %q", cfg.URL, d.APIURL())
+	}
+}
+
+// TestTrustInitrdKeepsVersion: the trust initrd, unpacked over a built
+// image, replaces the trust material (URL, CA) but leaves the image's
+// version file and other files under /etc/swarmboot alone, so a netbooted
+// agent reports the version the builder baked in.
+func TestTrustInitrdKeepsVersion(t *testing.T) {
+	t.Parallel()
+	d, trust := trustInitrd(t)
 	const version = "worker@3f2a9c1d0b7e"
 	root := t.TempDir()
 	unpack(t, root, imageArchive(t, version))
