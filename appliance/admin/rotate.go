@@ -107,14 +107,7 @@ func (r *RotateRequest) Validate() error {
 
 // Duration is Timeout parsed (0 when empty).
 func (r *RotateRequest) Duration() (time.Duration, error) {
-	if r.Timeout == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(r.Timeout)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("timeout %q: want a duration such as 15m", printable(r.Timeout))
-	}
-	return d, nil
+	return optDuration("timeout", r.Timeout, "15m")
 }
 
 // Rotation is the latest roll the store records (nil when none ran).

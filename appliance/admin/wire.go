@@ -136,12 +136,18 @@ func (r *TokenRequest) Validate() error {
 
 // Duration is TTL parsed (0 when empty).
 func (r *TokenRequest) Duration() (time.Duration, error) {
-	if r.TTL == "" {
+	return optDuration("ttl", r.TTL, "2h or 30m")
+}
+
+// optDuration parses the request field named field: a Go duration, not
+// negative, 0 when empty; a bad one is refused with an example.
+func optDuration(field, v, example string) (time.Duration, error) {
+	if v == "" {
 		return 0, nil
 	}
-	d, err := time.ParseDuration(r.TTL)
+	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
-		return 0, fmt.Errorf("ttl %q: want a duration such as 2h or 30m", printable(r.TTL))
+		return 0, fmt.Errorf("%s %q: want a duration such as %s", field, printable(v), example)
 	}
 	return d, nil
 }

@@ -15,7 +15,7 @@ func TestDecodeRefusals(t *testing.T) {
 		{"no machine", `{}`, "name the machine"},
 		{"bad mac", `{"mac":"nope"}`, "not an Ethernet MAC"},
 		{"long mac", `{"mac":"00:00:00:00:fe:80:00:00:00:00:00:00:02:00:5e:10:00:00:00:01"}`, "not an Ethernet MAC"},
-		{"bad ttl", `{"mac":"52:54:00:00:00:01","ttl":"soon"}`, "want a duration"},
+		{"bad ttl", `{"mac":"52:54:00:00:00:01","ttl":"soon"}`, `ttl "soon": want a duration such as 2h or 30m`},
 		{"negative ttl", `{"mac":"52:54:00:00:00:01","ttl":"-1h"}`, "want a duration"},
 		{"control char", `{"vm":"w\u0007"}`, "control"},
 		{"long name", `{"vm":"` + strings.Repeat("a", 300) + `"}`, "longer than"},
@@ -35,6 +35,11 @@ func TestDecodeRefusals(t *testing.T) {
 	var rr RevokeRequest
 	if err := decode(strings.NewReader(`{"name":""}`), &rr); err == nil || !strings.Contains(err.Error(), "node ls") {
 		t.Errorf("empty revoke name: %v", err)
+	}
+	var rot RotateRequest
+	if err := decode(strings.NewReader(`{"groups":[{"group":"w","image":"i"}],"timeout":"-5m"}`), &rot); !errors.Is(err, ErrDecode) ||
+		!strings.Contains(err.Error(), `timeout "-5m": want a duration such as 15m`) {
+		t.Errorf("negative rotate timeout: %v", err)
 	}
 	var ok TokenRequest
 	if err := decode(strings.NewReader(`{"vm":"worker-07","ttl":"2h"}`), &ok); err != nil || ok.VM != "worker-07" || ok.TTL != "2h" {
