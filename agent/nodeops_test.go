@@ -26,9 +26,7 @@ func (f *fakeNodes) handle(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1.41/nodes/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if r.PathValue("id") != "w1id" {
-			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(map[string]string{"message": "node " + r.PathValue("id") + " not found"})
+		if f.unknown(w, r) {
 			return
 		}
 		json.NewEncoder(w).Encode(map[string]any{"ID": "w1id", "Version": map[string]int{"Index": 9},
@@ -51,13 +49,21 @@ func (f *fakeNodes) handle(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /v1.41/nodes/{id}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if r.PathValue("id") != "w1id" {
-			w.WriteHeader(http.StatusNotFound)
-			json.NewEncoder(w).Encode(map[string]string{"message": "node " + r.PathValue("id") + " not found"})
+		if f.unknown(w, r) {
 			return
 		}
 		f.removed = append(f.removed, r.PathValue("id")+" force="+r.URL.Query().Get("force"))
 	})
+}
+
+// unknown answers Docker's 404 for any node but w1id, and says so.
+func (*fakeNodes) unknown(w http.ResponseWriter, r *http.Request) bool {
+	if id := r.PathValue("id"); id != "w1id" {
+		w.WriteHeader(http.StatusNotFound)
+		json.NewEncoder(w).Encode(map[string]string{"message": "node " + id + " not found"})
+		return true
+	}
+	return false
 }
 
 // An appliance answering the first report with operations gets their
