@@ -86,6 +86,9 @@ func TestTokensHashedSpendOnce(t *testing.T) {
 		if err := tx.PutToken(Token{Hash: h, VM: "tf-sw-1", BIOSUUID: "u", Expires: now.Add(time.Hour)}); err != nil {
 			return err
 		}
+		if err := tx.PutToken(Token{Hash: HashToken("another VM's"), VM: "tf-sw-2", Expires: now.Add(time.Hour)}); err != nil {
+			return err
+		}
 		return tx.PutToken(Token{Hash: other, VM: "tf-sw-1", Expires: now.Add(-time.Minute)})
 	})
 	if err != nil {
@@ -114,6 +117,9 @@ func TestTokensHashedSpendOnce(t *testing.T) {
 		if len(ts) != 2 {
 			t.Errorf("TokensForVM = %d tokens, want 2", len(ts))
 		}
+		if all, err := tx.Tokens(); err != nil || len(all) != 3 {
+			t.Errorf("Tokens = %d tokens, %v; want 3", len(all), err)
+		}
 		got, err := tx.TokenByHash(h)
 		if err != nil {
 			return err
@@ -129,6 +135,9 @@ func TestTokensHashedSpendOnce(t *testing.T) {
 	s.View(func(tx *Tx) error {
 		if ts, _ := tx.TokensForVM("tf-sw-1"); len(ts) != 0 {
 			t.Errorf("tokens left after delete: %d", len(ts))
+		}
+		if ts, _ := tx.Tokens(); len(ts) != 1 || ts[0].VM != "tf-sw-2" {
+			t.Errorf("after deleting tf-sw-1's tokens: %+v, want tf-sw-2's only", ts)
 		}
 		return nil
 	})

@@ -60,6 +60,16 @@ func (tx *Tx) TokenByHash(h [32]byte) (*Token, error) {
 
 // TokensForVM returns every token issued for the VM named vm.
 func (tx *Tx) TokensForVM(vm string) ([]Token, error) {
+	return tx.tokens(func(t *Token) bool { return t.VM == vm })
+}
+
+// Tokens returns every token in one pass, for callers that look at many
+// VMs (TokensForVM reads them all each time).
+func (tx *Tx) Tokens() ([]Token, error) {
+	return tx.tokens(func(*Token) bool { return true })
+}
+
+func (tx *Tx) tokens(keep func(*Token) bool) ([]Token, error) {
 	b, err := tx.bucket(bucketTokens)
 	if err != nil || b == nil {
 		return nil, err
@@ -70,7 +80,7 @@ func (tx *Tx) TokensForVM(vm string) ([]Token, error) {
 		if err := json.Unmarshal(v, &t); err != nil {
 			return fmt.Errorf("token: corrupt record: %w", err)
 		}
-		if t.VM == vm {
+		if keep(&t) {
 			out = append(out, t)
 		}
 		return nil
