@@ -144,8 +144,9 @@ func TestMirrorBothWaysOnce(t *testing.T) {
 	now := time.Now()
 	d.tl.Record(timeline.Event{Time: now, MAC: hw, IP: net.IPv4(10, 77, 0, 7), Kind: timeline.DHCPAck, Detail: "lease"})
 	d.tl.Record(timeline.Event{Time: now, MAC: hw, Kind: timeline.Script, Detail: "w7: lab"})
+	d.tl.Record(timeline.Event{Time: now, MAC: hw, Kind: timeline.DHCPRelease}) // full mode's steps are boot steps too
 	if err := d.Store().Update(func(tx *store.Tx) error {
-		return tx.AppendEvent(store.Event{Time: now.Add(time.Second), MAC: mac, VM: "w7", Kind: "enroll", Detail: "node w7 enrolled"})
+		return tx.AppendEvent(store.Event{Time: now.Add(time.Second), MAC: mac, VM: "w7", Kind: string(timeline.Enroll), Detail: "node w7 enrolled"})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -156,12 +157,12 @@ func TestMirrorBothWaysOnce(t *testing.T) {
 		d.mirror.once()
 	}
 	st := timeline.Kinds(storeKinds(t, d.Store(), mac))
-	want := []timeline.Kind{timeline.Enroll, timeline.Token, timeline.DHCPAck, timeline.Script}
+	want := []timeline.Kind{timeline.Enroll, timeline.Token, timeline.DHCPAck, timeline.Script, timeline.DHCPRelease}
 	if !equalKinds(st, want) {
 		t.Errorf("store events %v, want %v", st, want)
 	}
 	tl := timeline.Kinds(d.tl.Events(hw))
-	want = []timeline.Kind{timeline.DHCPAck, timeline.Script, timeline.Enroll, timeline.Token}
+	want = []timeline.Kind{timeline.DHCPAck, timeline.Script, timeline.DHCPRelease, timeline.Enroll, timeline.Token}
 	if !equalKinds(tl, want) {
 		t.Errorf("timeline events %v, want %v", tl, want)
 	}
@@ -174,7 +175,7 @@ func TestMirrorBothWaysOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := d.Store().Update(func(tx *store.Tx) error {
-		return tx.AppendEvent(store.Event{Time: time.Now().Add(-time.Hour), MAC: mac, Kind: "enroll"})
+		return tx.AppendEvent(store.Event{Time: time.Now().Add(-time.Hour), MAC: mac, Kind: string(timeline.Enroll)})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 // store and the rest store → timeline, so nothing is copied back.
 var bootKinds = map[timeline.Kind]bool{
 	timeline.DHCPDiscover: true, timeline.DHCPOffer: true, timeline.DHCPRequest: true, timeline.DHCPAck: true,
+	timeline.DHCPNak: true, timeline.DHCPDecline: true, timeline.DHCPRelease: true,
 	timeline.TFTP: true, timeline.Script: true, timeline.Kernel: true, timeline.Initrd: true, timeline.ISO: true,
 }
 

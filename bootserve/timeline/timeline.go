@@ -21,14 +21,16 @@ import (
 // Kind names a step on a machine's timeline.
 type Kind string
 
-// The boot steps bootserve records (full DHCP mode also records
-// dhcp-nak, dhcp-decline and dhcp-release: bootserve/dhcp).
+// The boot steps bootserve records.
 const (
 	DHCPDiscover Kind = "dhcp-discover"
 	DHCPOffer    Kind = "dhcp-offer"
 	DHCPRequest  Kind = "dhcp-request"
 	DHCPAck      Kind = "dhcp-ack"
-	TFTP         Kind = "tftp" // a file read over TFTP (Detail: its name)
+	DHCPNak      Kind = "dhcp-nak"     // full DHCP mode: a request refused
+	DHCPDecline  Kind = "dhcp-decline" // full DHCP mode: the client found its address in use
+	DHCPRelease  Kind = "dhcp-release" // full DHCP mode: the client gave its lease back
+	TFTP         Kind = "tftp"         // a file read over TFTP (Detail: its name)
 	Script       Kind = "script"
 	Kernel       Kind = "kernel"
 	Initrd       Kind = "initrd"
