@@ -72,20 +72,46 @@ func (w *wakeLab) restartManager(tb testing.TB, hb time.Duration, only bool) {
 // listed waits until the appliance's node list (what the manager pushed)
 // shows the worker ready with availability, and says how long it took.
 func (w *wakeLab) listed(ctx context.Context, availability string, limit time.Duration) (time.Duration, error) {
+	return w.listedAs(ctx, api.NodeReady, availability, limit)
+}
+
+// listedAs waits until the appliance lists the worker in state with
+// availability.
+func (w *wakeLab) listedAs(ctx context.Context, state, availability string, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	var last api.SwarmNode
 	for time.Since(start) < limit {
 		if info, err := w.a.srv.CurrentSwarm(ctx); err == nil {
 			if i := slices.IndexFunc(info.Nodes, func(n api.SwarmNode) bool { return n.ID == w.id }); i >= 0 {
 				last = info.Nodes[i]
-				if last.State == api.NodeReady && last.Availability == availability {
+				if last.State == state && last.Availability == availability {
 					return time.Since(start), nil
 				}
 			}
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("the appliance did not list %s ready/%s within %v (last: %+v)", w.id, availability, limit, last)
+	return 0, fmt.Errorf("the appliance did not list %s %s/%s within %v (last: %+v)", w.id, state, availability, limit, last)
+}
+
+// byRestart stops the worker's dockerd, waits until the appliance lists
+// it down, starts it and returns how long from the start until the
+// appliance lists it ready again (what a roll waits for after the reset;
+// dockerd's own start is in it, on both sides).
+func (w *wakeLab) byRestart(tb testing.TB, limit time.Duration) time.Duration {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*limit)
+	defer cancel()
+	w.wrk.d.stop()
+	if _, err := w.listedAs(ctx, api.NodeDown, api.AvailabilityActive, limit); err != nil {
+		tb.Fatal(err)
+	}
+	start := time.Now()
+	w.wrk.d.start()
+	if _, err := w.listed(ctx, api.AvailabilityActive, limit); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Since(start)
 }
 
 // byAppliance drains or activates the worker through the appliance and
@@ -158,7 +184,8 @@ func TestManagedOpsWithoutHeartbeat(t *testing.T) {
 // appliance lists the node so, with the manager agent's heartbeat at
 // benchHeartbeat: "before" on the heartbeat alone, "after" with the long
 // poll (operations through the appliance) and node events (changes
-// made on the manager's Docker API). Operations follow each other at
+// made on the manager's Docker API, and the worker listed ready again
+// after its dockerd restarted, as after a roll's reset). Operations follow each other at
 // once, as a roll's do: on the heartbeat path each waits about a whole
 // heartbeat. The production heartbeat is 30 s; 5 s keeps the run short
 // (the "before" numbers scale with it, the "after" ones do not).
@@ -167,7 +194,8 @@ func BenchmarkDrainListed(b *testing.B) {
 		b.Skip(why)
 	}
 	const benchHeartbeat = 5 * time.Second
-	const pairs = 3 // drain+activate pairs per side
+	const pairs = 3         // drain+activate pairs per side
+	const restartRounds = 3 // worker dockerd restarts per side
 	for range b.N {
 		w := newWakeLab(b, 65)
 		measure := func(by func(testing.TB, string, time.Duration) time.Duration) []time.Duration {
@@ -180,14 +208,21 @@ func BenchmarkDrainListed(b *testing.B) {
 			}
 			return ds
 		}
+		restarts := func() []time.Duration {
+			var ds []time.Duration
+			for range restartRounds {
+				ds = append(ds, w.byRestart(b, 60*time.Second))
+			}
+			return ds
+		}
 		w.restartManager(b, benchHeartbeat, true)
-		beforeOp, beforeDocker := measure(w.byAppliance), measure(w.byDocker)
+		beforeOp, beforeDocker, beforeReady := measure(w.byAppliance), measure(w.byDocker), restarts()
 		w.restartManager(b, benchHeartbeat, false)
-		afterOp, afterDocker := measure(w.byAppliance), measure(w.byDocker)
+		afterOp, afterDocker, afterReady := measure(w.byAppliance), measure(w.byDocker), restarts()
 		for _, r := range []struct {
 			name          string
 			before, after []time.Duration
-		}{{"op", beforeOp, afterOp}, {"docker", beforeDocker, afterDocker}} {
+		}{{"op", beforeOp, afterOp}, {"docker", beforeDocker, afterDocker}, {"ready", beforeReady, afterReady}} {
 			mb, ma := median(r.before), median(r.after)
 			b.ReportMetric(ms(mb), r.name+"-before-ms")
 			b.ReportMetric(ms(ma), r.name+"-after-ms")
