@@ -55,37 +55,8 @@ func TestRevokeRemovesSwarmNode(t *testing.T) {
 	e.enrolledVM(t, "w1", api.RoleWorker, "52:54:00:aa:01:02", wrkSwarm("sw1"))
 	e.enrolledVM(t, "w2", api.RoleWorker, "52:54:00:aa:01:03", wrkSwarm("sw2"))
 
-	type result struct {
-		r   *RevokeResponse
-		err error
-	}
-	revoke := func(name string) <-chan result {
-		ch := make(chan result, 1)
-		go func() {
-			r, err := e.c.Revoke(context.Background(), name)
-			ch <- result{r, err}
-		}()
-		return ch
-	}
-	// takeOp plays the manager's agent: heartbeats until it is handed an
-	// operation.
-	takeOp := func() api.NodeOp {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			a, err := mgr.ReportOps(t.Context(), api.Report{Swarm: mgrSwarm})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(a.Ops) > 0 {
-				return a.Ops[0]
-			}
-		}
-		t.Fatal("the manager was handed no operation within 10 s")
-		return api.NodeOp{}
-	}
-
-	got := revoke("w1")
-	op := takeOp()
+	got := revokeAsync(context.Background(), e.c, "w1")
+	op := takeOp(t, mgr)
 	if op.Do != api.OpRemoveForce || op.Node != "sw1" {
 		t.Fatalf("manager handed %+v, want remove-force of sw1", op)
 	}
@@ -100,8 +71,8 @@ func TestRevokeRemovesSwarmNode(t *testing.T) {
 	// The manager takes w2's removal and never answers: the call returns
 	// after RevokeWait, saying so.
 	start := time.Now()
-	got = revoke("w2")
-	if op := takeOp(); op.Node != "sw2" {
+	got = revokeAsync(context.Background(), e.c, "w2")
+	if op := takeOp(t, mgr); op.Node != "sw2" {
 		t.Fatalf("manager handed %+v, want sw2", op)
 	}
 	res = <-got
@@ -111,6 +82,79 @@ func TestRevokeRemovesSwarmNode(t *testing.T) {
 	}
 	if d := time.Since(start); d > 8*time.Second {
 		t.Errorf("revoke w2 took %v: RevokeWait is 2 s", d)
+	}
+}
+
+type revokeResult struct {
+	r   *RevokeResponse
+	err error
+}
+
+// revokeAsync revokes name over the socket; the answer comes on the
+// channel.
+func revokeAsync(ctx context.Context, c *Client, name string) <-chan revokeResult {
+	ch := make(chan revokeResult, 1)
+	go func() {
+		r, err := c.Revoke(ctx, name)
+		ch <- revokeResult{r, err}
+	}()
+	return ch
+}
+
+// takeOp plays the manager's agent: it heartbeats until it is handed an
+// operation.
+func takeOp(t *testing.T, mgr *agent.Client) api.NodeOp {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		a, err := mgr.ReportOps(t.Context(), api.Report{Swarm: mgrSwarm})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a.Ops) > 0 {
+			return a.Ops[0]
+		}
+	}
+	t.Fatal("the manager was handed no operation within 10 s")
+	return api.NodeOp{}
+}
+
+// TestRevokeOutlivesTheCaller: a caller who hangs up does not cut the
+// swarm node's removal short (the manager's answer still lands in the
+// log), and a server that stops does (its answer comes at once, not after
+// RevokeWait).
+func TestRevokeOutlivesTheCaller(t *testing.T) {
+	t.Parallel()
+	e := serve(t, t.TempDir())
+	mgr := e.enrolledVM(t, "m1", api.RoleManager, "52:54:00:aa:02:01", mgrSwarm)
+	e.enrolledVM(t, "w1", api.RoleWorker, "52:54:00:aa:02:02", wrkSwarm("sw1"))
+	e.enrolledVM(t, "w2", api.RoleWorker, "52:54:00:aa:02:03", wrkSwarm("sw2"))
+
+	ctx, hangUp := context.WithCancel(context.Background())
+	got := revokeAsync(ctx, e.c, "w1")
+	op := takeOp(t, mgr)
+	hangUp()
+	if res := <-got; res.err == nil {
+		t.Fatalf("revoke after the caller hung up: %+v, want the caller's error", res.r)
+	}
+	if err := mgr.Report(t.Context(), api.Report{Swarm: mgrSwarm, OpResults: []api.NodeOpResult{{ID: op.ID}}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(e.logs.String(), "swarm node sw1 removed"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the removal of sw1 did not go on after the caller hung up:\n%s", e.logs.String())
+		}
+	}
+
+	start := time.Now()
+	got = revokeAsync(context.Background(), e.c, "w2")
+	takeOp(t, mgr)
+	e.stop()
+	res := <-got
+	if res.err != nil || !strings.Contains(res.r.SwarmNote, "swarm node sw2 stays in the swarm (") || !strings.Contains(res.r.SwarmNote, "context canceled") {
+		t.Fatalf("revoke while the server stops: %+v, %v; want sw2 staying, cancelled", res.r, res.err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("revoke while the server stops took %v; want it cut short, not the 20 s RevokeWait", d)
 	}
 }
 

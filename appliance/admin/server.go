@@ -29,6 +29,10 @@ const defaultWriteTimeout = 30 * time.Second
 
 type credKey struct{}
 
+// stopKey carries Serve's context into each connection's: work that
+// outlives a caller who hung up still ends when the server stops.
+type stopKey struct{}
+
 type credResult struct {
 	cred Cred
 	err  error
@@ -51,6 +55,7 @@ func (s *Server) self() uint32 {
 // Serve answers on l (from Listen) until ctx ends; nil on a clean stop.
 // It closes l.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	stop := ctx
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -60,6 +65,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		MaxHeaderBytes:    8 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			cred, err := peerCred(c)
+			ctx = context.WithValue(ctx, stopKey{}, stop)
 			return context.WithValue(ctx, credKey{}, credResult{cred, err})
 		},
 		ErrorLog: slog.NewLogLogger(s.log().Handler(), slog.LevelDebug),
@@ -140,8 +146,10 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	log := s.log().With("uid", c.UID, "pid", c.PID, "node", req.Name)
 	// The swarm node's removal is not abandoned when the caller hangs up;
-	// Ops bounds it (RevokeWait).
-	resp, err := s.Ops.Revoke(context.WithoutCancel(r.Context()), req.Name)
+	// Ops bounds it (RevokeWait), and it ends when the server stops.
+	ctx, cancel := detached(r)
+	defer cancel()
+	resp, err := s.Ops.Revoke(ctx, req.Name)
 	switch {
 	case errors.Is(err, ErrNoNode):
 		reply(w, http.StatusNotFound, ErrorResponse{"no node " + printable(req.Name) + ": see swarmboot node ls"})
@@ -167,6 +175,18 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(w, http.StatusOK, NodesResponse{Nodes: nodes})
+}
+
+// detached is r's context without the caller's hang-up: it ends when
+// Serve's context does (or cancel is called).
+func detached(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	stop, ok := r.Context().Value(stopKey{}).(context.Context)
+	if !ok {
+		return ctx, cancel
+	}
+	release := context.AfterFunc(stop, cancel)
+	return ctx, func() { release(); cancel() }
 }
 
 func orDefault(d, def time.Duration) time.Duration {

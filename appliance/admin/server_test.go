@@ -26,6 +26,7 @@ type env struct {
 	sock string
 	c    *Client
 	logs *testlog.Buffer
+	stop func() // stops the admin server (Serve's context)
 }
 
 // serve runs an agent API and the admin socket on one store, as the
@@ -46,6 +47,7 @@ func serve(t *testing.T, dir string, opts ...func(*Server)) *env {
 		o(srv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	e.stop = cancel
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, l) }()
 	t.Cleanup(func() {
