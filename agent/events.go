@@ -19,12 +19,15 @@ import (
 // swarm within a second instead of a heartbeat. Bursts are folded
 // (eventQuiet) and reports spaced (eventGap). The stream is reconnected
 // when dockerd restarts, and a report follows each reconnection (what
-// changed meanwhile went unseen).
+// changed meanwhile went unseen). Every agent watches; a worker's stream
+// stays quiet.
 const (
 	eventQuiet   = 200 * time.Millisecond // report this long after the last event of a burst
 	eventMaxWait = time.Second            // ... but no later than this after its first
 	eventGap     = 500 * time.Millisecond // at most two event reports a second
 	maxEventLine = 64 << 10               // one event's JSON; a longer line ends the stream
+
+	eventHeaderWait = 5 * time.Second // for dockerd to start answering the stream
 )
 
 // nodeEvent is what the agent reads of a Docker event.
@@ -53,7 +56,10 @@ func parseEvent(line []byte) (nodeEvent, error) {
 // and calls seen for each, until the stream ends or ctx does; connected
 // is called once the stream is open.
 func watchNodeEvents(ctx context.Context, dial func(context.Context) (net.Conn, error), connected, seen func()) error {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) }, DisableKeepAlives: true}
+	// A dockerd going down may take the connection and never answer:
+	// the stream must start within eventHeaderWait or it is tried again.
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
+		DisableKeepAlives: true, ResponseHeaderTimeout: eventHeaderWait}
 	defer tr.CloseIdleConnections()
 	q := url.Values{"filters": {`{"type":["node"]}`}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/events?"+q.Encode(), nil)
@@ -121,8 +127,12 @@ func debounce(ctx context.Context, in <-chan struct{}, quiet, maxWait, gap time.
 	}
 }
 
-// eventsLoop watches node events while this node is an active manager
-// and reports after them.
+// eventsLoop watches node events and reports after them. It watches
+// whatever the last report said: a worker's stream stays quiet (only
+// managers emit node events), and a manager whose dockerd restarts
+// reports not-a-manager while it goes down — the reconnected stream's
+// report and the events of its coming back as manager must still come
+// (the long poll waits for them, not for the next heartbeat).
 func (a *Agent) eventsLoop(ctx context.Context) {
 	kick := make(chan struct{}, 1)
 	signal := func() {
@@ -135,6 +145,7 @@ func (a *Agent) eventsLoop(ctx context.Context) {
 	go func() {
 		defer close(done)
 		debounce(ctx, kick, eventQuiet, eventMaxWait, eventGap, func() {
+			a.cfg.Log.Debug("report after docker node events")
 			if err := a.report(ctx); err != nil && ctx.Err() == nil {
 				a.cfg.Log.Warn("report after a node event failed", "err", err)
 			}
@@ -143,10 +154,8 @@ func (a *Agent) eventsLoop(ctx context.Context) {
 	defer func() { <-done }()
 	fails := 0
 	for ctx.Err() == nil {
-		if !a.waitManager(ctx) {
-			return
-		}
 		err := watchNodeEvents(ctx, a.docker.c.Dialer(), func() {
+			a.cfg.Log.Debug("watching docker node events", "reconnected", fails > 0)
 			if fails > 0 {
 				signal() // catch up on what changed while the stream was down
 			}

@@ -197,19 +197,29 @@ func TestEventsLoopReports(t *testing.T) {
 	}
 }
 
-// A worker's agent does not watch.
-func TestEventsLoopWorkerIdle(t *testing.T) {
+// A node the last report found no manager (a manager's dockerd going
+// down reports inactive) still watches: its stream's events, and its
+// reconnection, bring reports without waiting for a heartbeat.
+func TestEventsLoopNotManager(t *testing.T) {
 	t.Parallel()
 	ev := &eventServer{lines: make(chan string, 10), end: make(chan struct{})}
-	fd := &fakeDocker{extra: ev.handle}
-	a := testAgent(t, (&fakeAppliance{}).start(t), fd.serve(t))
-	a.cfg.Heartbeat = 50 * time.Millisecond
-	a.setSwarm(api.SwarmState{State: "active", Role: api.RoleWorker})
-	stop := runLoop(t, a.eventsLoop)
-	time.Sleep(300 * time.Millisecond)
-	stop()
-	if n := ev.conns.Load(); n != 0 {
-		t.Errorf("a worker opened the events stream %d times", n)
+	fd := &fakeDocker{state: "inactive", extra: ev.handle}
+	fa := &fakeAppliance{}
+	a := testAgent(t, fa.start(t), fd.serve(t))
+	a.setSwarm(api.SwarmState{State: "inactive"})
+	runLoop(t, a.eventsLoop)
+	waitUntil(t, "the events stream", func() bool { return ev.conns.Load() == 1 })
+	ev.lines <- nodeEventLine
+	select {
+	case <-fa.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report after a node event")
+	}
+	ev.restart()
+	select {
+	case <-fa.got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no report after the stream was reconnected")
 	}
 }
 

@@ -32,6 +32,10 @@ func (c *Client) PollOps(ctx context.Context, wait time.Duration) (api.ReportAns
 func (a *Agent) setSwarm(s api.SwarmState) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	was := a.swarm.State == "active" && a.swarm.ControlAvailable
+	if now := s.State == "active" && s.ControlAvailable; now != was {
+		a.cfg.Log.Debug("manager of the swarm (node operations, node events)", "now", now, "state", s.State, "control", s.ControlAvailable)
+	}
 	if a.swarm != s && a.wake != nil {
 		close(a.wake)
 		a.wake = nil

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,10 +157,12 @@ func (w *wakeLab) byDocker(tb testing.TB, availability string, limit time.Durati
 
 // TestManagedOpsWithoutHeartbeat: with real dockerds, a manager agent on
 // the heartbeat path alone (as before the long poll) still drains; with
-// a 30 s heartbeat and the long poll and node events, a drain through
+// a 10 min heartbeat and the long poll and node events, a drain through
 // the appliance and an activate made on the manager's Docker API are
-// listed by the appliance within 8 s — before its next heartbeat (24 s
-// at the earliest), so only the poll and the events can have done it.
+// listed by the appliance within 8 s, and so are a change made on the
+// manager after its dockerd restarted (the event stream is opened again)
+// and an activate after it (the poll is back) — no heartbeat can have
+// brought any of them.
 func TestManagedOpsWithoutHeartbeat(t *testing.T) {
 	needLab(t)
 	t.Parallel()
@@ -167,15 +171,43 @@ func TestManagedOpsWithoutHeartbeat(t *testing.T) {
 	took := w.byAppliance(t, api.AvailabilityDrain, 20*time.Second)
 	t.Logf("heartbeat-only agent (400 ms): drain listed after %v", took.Round(time.Millisecond))
 
-	w.restartManager(t, 30*time.Second, false)
+	w.restartManager(t, 10*time.Minute, false)
 	took = w.byAppliance(t, api.AvailabilityActive, 8*time.Second)
-	t.Logf("long poll (30 s heartbeat): activate listed after %v", took.Round(time.Millisecond))
+	t.Logf("long poll (10 min heartbeat): activate listed after %v", took.Round(time.Millisecond))
 	took = w.byDocker(t, api.AvailabilityDrain, 8*time.Second)
-	t.Logf("node event (30 s heartbeat): docker node update listed after %v", took.Round(time.Millisecond))
+	t.Logf("node event (10 min heartbeat): docker node update listed after %v", took.Round(time.Millisecond))
 	took = w.byAppliance(t, api.AvailabilityActive, 8*time.Second)
-	t.Logf("long poll (30 s heartbeat): activate listed after %v", took.Round(time.Millisecond))
-	if got := w.a.events(t, w.wrk.mac, "swarm-op"); got != 3 {
-		t.Errorf("%d swarm-op events on the worker's timeline, want 3", got)
+	t.Logf("long poll (10 min heartbeat): activate listed after %v", took.Round(time.Millisecond))
+
+	// The manager's dockerd restarts: once it leads its swarm again, a
+	// change on it is listed through the reopened event stream.
+	w.mgr.d.stop()
+	w.mgr.d.start()
+	waitNodes(t, w.mgr.d, "the manager back with its worker", func(n map[string]string) bool {
+		return countReady(n, "manager") == 1 && countReady(n, "worker") == 1
+	})
+	defer func() {
+		if t.Failed() {
+			var buf strings.Builder
+			pprof.Lookup("goroutine").WriteTo(&buf, 1)
+			for _, g := range strings.Split(buf.String(), "\n\n") {
+				if strings.Contains(g, "swarmboot/agent.") {
+					t.Log(g)
+				}
+			}
+			for _, l := range strings.Split(w.logs["agent"].String(), "\n") {
+				if strings.Contains(l, "event") || strings.Contains(l, "report") {
+					t.Log(l)
+				}
+			}
+		}
+	}()
+	took = w.byDocker(t, api.AvailabilityDrain, 15*time.Second)
+	t.Logf("node event after the manager's dockerd restarted: listed after %v", took.Round(time.Millisecond))
+	took = w.byAppliance(t, api.AvailabilityActive, 15*time.Second)
+	t.Logf("long poll after the manager's dockerd restarted: activate listed after %v", took.Round(time.Millisecond))
+	if got := w.a.events(t, w.wrk.mac, "swarm-op"); got != 4 {
+		t.Errorf("%d swarm-op events on the worker's timeline, want 4", got)
 	}
 	scanSecrets(t, w.logs, append(joinTokens(t, w.mgr.d), w.mgr.token, w.wrk.token))
 }
