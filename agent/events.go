@@ -54,12 +54,12 @@ func parseEvent(line []byte) (nodeEvent, error) {
 
 // watchNodeEvents streams dockerd's node events (dial reaches its API)
 // and calls seen for each, until the stream ends or ctx does; connected
-// is called once the stream is open.
-func watchNodeEvents(ctx context.Context, dial func(context.Context) (net.Conn, error), connected, seen func()) error {
+// is called once the stream is open, which must be within headerWait.
+func watchNodeEvents(ctx context.Context, dial func(context.Context) (net.Conn, error), headerWait time.Duration, connected, seen func()) error {
 	// A dockerd going down may take the connection and never answer:
 	// the stream must start within eventHeaderWait or it is tried again.
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial(ctx) },
-		DisableKeepAlives: true, ResponseHeaderTimeout: eventHeaderWait}
+		DisableKeepAlives: true, ResponseHeaderTimeout: headerWait}
 	defer tr.CloseIdleConnections()
 	q := url.Values{"filters": {`{"type":["node"]}`}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://docker/events?"+q.Encode(), nil)
@@ -154,7 +154,7 @@ func (a *Agent) eventsLoop(ctx context.Context) {
 	defer func() { <-done }()
 	fails := 0
 	for ctx.Err() == nil {
-		err := watchNodeEvents(ctx, a.docker.c.Dialer(), func() {
+		err := watchNodeEvents(ctx, a.docker.c.Dialer(), eventHeaderWait, func() {
 			a.cfg.Log.Debug("watching docker node events", "reconnected", fails > 0)
 			if fails > 0 {
 				signal() // catch up on what changed while the stream was down

@@ -88,7 +88,7 @@ func TestWatchNodeEvents(t *testing.T) {
 		e.lines <- nodeEventLine
 		e.lines <- c.bad
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		err := watchNodeEvents(ctx, dial, func() { close(connected) }, func() { seen.Add(1) })
+		err := watchNodeEvents(ctx, dial, 5*time.Second, func() { close(connected) }, func() { seen.Add(1) })
 		cancel()
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.want)
@@ -99,6 +99,41 @@ func TestWatchNodeEvents(t *testing.T) {
 		if f, _ := e.filters.Load().(string); f != `{"type":["node"]}` {
 			t.Errorf("%s: filters %q", c.name, f)
 		}
+	}
+}
+
+// A dockerd that takes the connection and never answers (one going
+// down) does not hold the watch: it ends after the header wait.
+func TestWatchNodeEventsSilentDaemon(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // read nothing, answer nothing
+		}
+	}()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	dial := func(ctx context.Context) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", l.Addr().String())
+	}
+	err = watchNodeEvents(ctx, dial, 200*time.Millisecond, func() { t.Error("connected to a silent daemon") }, func() {})
+	if err == nil || ctx.Err() != nil || !strings.Contains(err.Error(), "timeout awaiting response headers") {
+		t.Errorf("watch of a silent daemon: %v (context: %v), want the header timeout", err, ctx.Err())
 	}
 }
 
