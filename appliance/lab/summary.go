@@ -21,7 +21,7 @@ type NodeSummary struct {
 	// Stages maps each stage (Stages) to the time from power-on to its
 	// first event in the current boot.
 	Stages map[string]time.Duration
-	Events []store.Event
+	Events []store.Event // in time order
 }
 
 // Summary collects every machine's last report and stage times since its
@@ -37,6 +37,10 @@ func (l *Lab) Summary() ([]NodeSummary, error) {
 		if err != nil {
 			return nil, err
 		}
+		// The store keeps events in the order they were written; a
+		// report's is written by the next flush, after steps that came
+		// later (a roll's activation). Time order is the timeline.
+		slices.SortStableFunc(ev, func(a, b store.Event) int { return a.Time.Compare(b.Time) })
 		ns := NodeSummary{Name: mc.Name, Role: mc.Role, Firmware: mc.Firmware, Report: r, Stages: map[string]time.Duration{}, Events: ev}
 		for _, e := range ev {
 			st := stageOf(e.Kind)
