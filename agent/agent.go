@@ -58,6 +58,7 @@ type Agent struct {
 	state string         // last console state
 	swarm api.SwarmState // as the last report said
 	wake  chan struct{}  // closed when swarm changes (poll.go waitManager)
+	sent  chan struct{}  // closed when a report was sent (poll.go waitReport)
 
 	reportMu sync.Mutex // one report (and its node operations) at a time
 	bgOnce   sync.Once

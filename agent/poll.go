@@ -36,6 +36,10 @@ func (a *Agent) setSwarm(s api.SwarmState) {
 	if now := s.State == "active" && s.ControlAvailable; now != was {
 		a.cfg.Log.Debug("manager of the swarm (node operations, node events)", "now", now, "state", s.State, "control", s.ControlAvailable)
 	}
+	if a.sent != nil {
+		close(a.sent)
+		a.sent = nil
+	}
 	if a.swarm != s && a.wake != nil {
 		close(a.wake)
 		a.wake = nil
@@ -65,8 +69,25 @@ func (a *Agent) waitManager(ctx context.Context) bool {
 	}
 }
 
-// idleWait is how long the poll rests after a refusal: a heartbeat, at
-// most 5 s.
+// waitReport returns after the next report, or limit, or ctx's end.
+func (a *Agent) waitReport(ctx context.Context, limit time.Duration) {
+	a.mu.Lock()
+	if a.sent == nil {
+		a.sent = make(chan struct{})
+	}
+	sent := a.sent
+	a.mu.Unlock()
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-sent:
+	case <-t.C:
+	}
+}
+
+// idleWait is how long the poll rests after a 429: a heartbeat, at most
+// 5 s.
 func (a *Agent) idleWait() time.Duration { return min(a.cfg.Heartbeat, 5*time.Second) }
 
 // pollLoop keeps a long poll open while this node is an active manager,
@@ -95,7 +116,13 @@ func (a *Agent) pollLoop(ctx context.Context) {
 		case errors.As(err, &se) && se.Code == http.StatusNotFound:
 			a.say("poll-404", "the appliance has no node-operations poll (older than this agent): operations come with the heartbeat")
 			sleep(ctx, oldApplianceWait)
-		case errors.As(err, &se) && (se.Code == http.StatusConflict || se.Code == http.StatusTooManyRequests):
+		case errors.As(err, &se) && se.Code == http.StatusConflict:
+			// Not an active manager to the appliance (an existing
+			// swarm's site answers so forever): ask again once another
+			// report may have changed its mind.
+			a.cfg.Log.Debug("node operations poll refused", "err", err)
+			a.waitReport(ctx, 2*a.cfg.Heartbeat)
+		case errors.As(err, &se) && se.Code == http.StatusTooManyRequests:
 			a.cfg.Log.Debug("node operations poll refused", "err", err)
 			sleep(ctx, a.idleWait())
 		default:

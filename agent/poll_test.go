@@ -149,22 +149,40 @@ func TestPollLoopOldApplianceAndWorker(t *testing.T) {
 	stop()
 }
 
-// 409 (not a manager to the appliance) and 429 make the loop rest, not
-// spin.
+// 409 (not a manager to the appliance, e.g. a site with an existing
+// swarm) makes the loop wait for the next report, not spin; 429 makes it
+// rest.
 func TestPollLoopRefusedRests(t *testing.T) {
 	t.Parallel()
 	fa := &fakeAppliance{poll: func(w http.ResponseWriter, r *http.Request, n int32) {
 		w.WriteHeader(http.StatusConflict)
 		w.Write([]byte(`{"error":"not an active manager"}`))
 	}}
-	a := testAgent(t, fa.start(t), (&fakeDocker{}).serve(t))
-	a.cfg.Heartbeat = time.Second
+	a := testAgent(t, fa.start(t), (&fakeDocker{state: "active", control: true}).serve(t))
+	a.cfg.Heartbeat = time.Minute
 	a.setSwarm(managerState)
 	stop := runLoop(t, a.pollLoop)
 	time.Sleep(500 * time.Millisecond)
-	stop()
 	if n := fa.polls.Load(); n != 1 {
-		t.Errorf("%d polls in 0.5 s after a 409 with a 1 s heartbeat, want 1", n)
+		t.Errorf("%d polls in 0.5 s after a 409, want 1", n)
+	}
+	if err := a.report(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "a poll after the next report", func() bool { return fa.polls.Load() == 2 })
+	stop()
+
+	busy := &fakeAppliance{poll: func(w http.ResponseWriter, r *http.Request, n int32) {
+		w.WriteHeader(http.StatusTooManyRequests)
+	}}
+	b := testAgent(t, busy.start(t), (&fakeDocker{}).serve(t))
+	b.cfg.Heartbeat = time.Second
+	b.setSwarm(managerState)
+	stop = runLoop(t, b.pollLoop)
+	time.Sleep(500 * time.Millisecond)
+	stop()
+	if n := busy.polls.Load(); n != 1 {
+		t.Errorf("%d polls in 0.5 s after a 429 with a 1 s heartbeat, want 1", n)
 	}
 }
 
