@@ -162,6 +162,12 @@ type SwarmNode struct {
 	Addr          string `json:"addr,omitempty"`         // the node's address as the manager sees it
 	Leader        bool   `json:"leader,omitempty"`
 	EngineVersion string `json:"engine_version,omitempty"`
+	// Tasks is how many swarm tasks are still on the node: running, or
+	// told to shut down (a drain) and not stopped yet. TasksKnown says
+	// the manager's agent counted them; an agent too old to count sends
+	// neither, and unknown is not 0.
+	Tasks      int  `json:"tasks,omitempty"`
+	TasksKnown bool `json:"tasks_known,omitempty"`
 }
 
 // Swarm node states and availabilities (Docker's names).

@@ -126,6 +126,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"action":"join","managers":["10.0.0.1:2377"]}`))
 	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","swarm":{"state":"active","control_available":true},"join_tokens":{"cluster_id":"c","worker":"w","manager":"m","managers":["10.77.0.11:2377"],"node_ids":["n1"],"nodes":[{"id":"n1","hostname":"lab-m1","role":"manager","state":"ready","availability":"active","addr":"10.77.0.11","leader":true,"engine_version":"20.10.24"},{"id":"n2","role":"worker","state":"down"}]}}`))
 	f.Add([]byte(`{"join_tokens":{"managers":[],"nodes":[{"id":"n 1","role":"boss","state":"Ready"}]}}`))
+	f.Add([]byte(`{"join_tokens":{"nodes":[{"id":"n1","role":"worker","state":"ready","availability":"drain","tasks":3,"tasks_known":true},{"id":"n2","role":"worker","state":"ready","tasks_known":true},{"id":"n3","role":"worker","state":"ready"}]}}`))
+	f.Add([]byte(`{"join_tokens":{"nodes":[{"id":"n1","role":"worker","state":"ready","tasks":-1,"tasks_known":true},{"id":"n2","role":"worker","state":"ready","tasks":2}]}}`))
 	f.Add([]byte(`{"ops":[{"id":"op-1a2b","node":"k3q5x9y2a1b0","do":"drain"},{"id":"op-2","node":"n2","do":"remove-force"}]}`))
 	f.Add([]byte(`{"ops":[{"id":"op 1","node":"n1","do":"explode"},{"id":"op-1","node":"","do":"drain"}]}`))
 	f.Add([]byte(`{"time":"2026-01-01T00:00:00Z","swarm":{"state":"active"},"op_results":[{"id":"op-1","error":"node n1 not found","not_found":true},{"id":"op-2"}]}`))

@@ -16,6 +16,8 @@ const (
 	maxList     = 64
 	// MaxSwarmNodes bounds a pushed member list (node IDs and nodes).
 	MaxSwarmNodes = 10000
+	// MaxNodeTasks bounds a pushed node's task count.
+	MaxNodeTasks = 1_000_000
 )
 
 func short(name, v string) error {
@@ -163,6 +165,12 @@ func (n *SwarmNode) Validate() error {
 	case "", AvailabilityActive, AvailabilityPause, AvailabilityDrain:
 	default:
 		return fmt.Errorf("node %s: availability %q is not one of active, pause, drain", n.ID, n.Availability)
+	}
+	switch {
+	case n.Tasks < 0 || n.Tasks > MaxNodeTasks:
+		return fmt.Errorf("node %s: tasks %d is not between 0 and %d", n.ID, n.Tasks, MaxNodeTasks)
+	case n.Tasks > 0 && !n.TasksKnown:
+		return fmt.Errorf("node %s: tasks %d without tasks_known", n.ID, n.Tasks)
 	}
 	return nil
 }
