@@ -172,10 +172,16 @@ func (d *Docker) Push(ctx context.Context) (*api.ManagerPush, error) {
 	if err != nil {
 		return nil, err
 	}
+	// One task list for all nodes; when it fails the counts stay unknown
+	// rather than costing the push (a roll then goes on without them).
+	var tasks map[string]int
+	if tl, err := d.c.TaskList(ctx, client.TaskListOptions{}); err == nil {
+		tasks = taskCounts(tl.Items)
+	}
 	p := &api.ManagerPush{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager}
 	for _, n := range nodes.Items {
 		p.NodeIDs = append(p.NodeIDs, n.ID)
-		if sn, ok := swarmNode(n); ok && len(p.Nodes) < api.MaxSwarmNodes {
+		if sn, ok := swarmNode(n, tasks); ok && len(p.Nodes) < api.MaxSwarmNodes {
 			p.Nodes = append(p.Nodes, sn)
 		}
 		if n.ManagerStatus != nil {
@@ -192,10 +198,13 @@ func (d *Docker) Push(ctx context.Context) (*api.ManagerPush, error) {
 // cost the whole heartbeat): a state Docker adds later reads "unknown", a
 // node with an unprintable or overlong optional field goes without its
 // optional fields, and a node without a usable ID or role is skipped
-// (ok false).
-func swarmNode(n swarm.Node) (api.SwarmNode, bool) {
+// (ok false). tasks (nil: not counted) gives the node's task count.
+func swarmNode(n swarm.Node, tasks map[string]int) (api.SwarmNode, bool) {
 	sn := api.SwarmNode{ID: n.ID, Hostname: n.Description.Hostname, Role: string(n.Spec.Role), State: string(n.Status.State),
 		Availability: string(n.Spec.Availability), Addr: n.Status.Addr, EngineVersion: n.Description.Engine.EngineVersion}
+	if tasks != nil {
+		sn.Tasks, sn.TasksKnown = min(tasks[n.ID], api.MaxNodeTasks), true
+	}
 	if n.ManagerStatus != nil {
 		sn.Leader = n.ManagerStatus.Leader
 	}
@@ -208,4 +217,26 @@ func swarmNode(n swarm.Node) (api.SwarmNode, bool) {
 		sn.Hostname, sn.Addr, sn.EngineVersion, sn.Availability = "", "", "", ""
 	}
 	return sn, sn.Validate() == nil
+}
+
+// taskCounts counts, per node ID, the tasks still on that node: assigned
+// to it and not yet in a final state. A drain sets its tasks' desired
+// state to shutdown at once, but each keeps its running state until its
+// container has stopped (after its service's stop_grace_period): those
+// count until then. Tasks not yet assigned (new, pending, allocated)
+// have no node; complete, shutdown, failed, rejected, remove and orphaned
+// ones are gone.
+func taskCounts(tasks []swarm.Task) map[string]int {
+	counts := map[string]int{}
+	for _, t := range tasks {
+		if t.NodeID == "" {
+			continue
+		}
+		switch t.Status.State {
+		case swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady,
+			swarm.TaskStateStarting, swarm.TaskStateRunning:
+			counts[t.NodeID]++
+		}
+	}
+	return counts
 }
