@@ -7,8 +7,10 @@
 // (the swarm leader last, never two managers down at once, and a manager
 // whose reboot would cost the swarm its raft quorum is refused):
 //
-//  1. drain it through a manager, and wait until the manager lists it
-//     drained;
+//  1. drain it through a manager, wait until the manager lists it
+//     drained, then until its swarm tasks have stopped and left it (the
+//     manager's agent counts them; Request.DrainWait bounds the wait; an
+//     agent too old to count them is noted and not waited for);
 //  2. set its VM's image in the store to the target build (the netboot
 //     booter serves the store's image);
 //  3. reset the VM;
@@ -111,6 +113,10 @@ type Request struct {
 	Targets []Target
 	// Timeout bounds each node's roll (0 → DefaultTimeout).
 	Timeout time.Duration
+	// DrainWait bounds the wait, once a node is listed drained, for its
+	// swarm tasks to stop and leave it before the reset (0 →
+	// DefaultDrainWait); it counts against Timeout too.
+	DrainWait time.Duration
 	// AllowQuorumLoss rolls a manager even when the other managers
 	// cannot keep the raft quorum while it reboots (a single-manager
 	// swarm): the swarm then has no control plane until it is back.

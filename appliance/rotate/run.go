@@ -150,6 +150,9 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 		if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityDrain, note); err != nil {
 			return &nodeError{step: stepDrain, err: err}
 		}
+		if err := g.waitTasks(nctx, pl, req.DrainWait); err != nil {
+			return &nodeError{step: stepDrain, err: err}
+		}
 		msg := fmt.Sprintf("drained; boot image %s (was %s)", pl.Image, orNone(pl.OldImage))
 		if pl.ISO {
 			msg = fmt.Sprintf("drained; pushing %s.iso to the datastore and into the CD-ROM (was %s)", pl.Image, orNone(pl.OldImage))
@@ -236,7 +239,7 @@ func (g *roll) stop(ctx context.Context, i int, err error) (*store.Rotation, err
 	switch {
 	case ctx.Err() != nil:
 		what = fmt.Sprintf("%s: the roll was interrupted at step %s (the appliance is stopping)", n.VM, step)
-	case errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrTasksLeft):
 		what = fmt.Sprintf("%s: timed out at step %s: %v", n.VM, step, cause)
 	default:
 		what = fmt.Sprintf("%s: failed at step %s: %v", n.VM, step, cause)

@@ -45,6 +45,13 @@ type fakeNode struct {
 	state, avail                  string // manager's list: ready/down, active/drain
 	leader                        bool
 	reportAt                      time.Time
+	// drainTasks are the task counts the manager's list shows for the
+	// node once it is drained, one per look, the last one kept; tasks is
+	// the count shown last. tasksUnknown: the manager's agent does not
+	// count tasks.
+	drainTasks   []int
+	tasks        int
+	tasksUnknown bool
 }
 
 func newWorld(t *testing.T) *world {
@@ -166,6 +173,9 @@ func (w *world) Reset(_ context.Context, vm string) error {
 	defer w.mu.Unlock()
 	n := w.nodes[vm]
 	w.calls = append(w.calls, "reset "+vm)
+	if n.tasks > 0 {
+		w.calls = append(w.calls, fmt.Sprintf("reset with %d tasks on %s", n.tasks, vm))
+	}
 	if n.state == api.NodeReady {
 		w.down++
 		w.maxDn = max(w.maxDn, w.down)
@@ -211,8 +221,14 @@ func (w *world) CurrentSwarm(context.Context) (swarm.Info, error) {
 	info := swarm.Info{ClusterID: "c1", Worker: "SWMTKN-w", Manager: "SWMTKN-m"}
 	for _, n := range w.nodes {
 		info.NodeIDs = append(info.NodeIDs, n.id)
+		if n.avail == api.AvailabilityDrain && len(n.drainTasks) > 0 {
+			n.tasks = n.drainTasks[0]
+			if len(n.drainTasks) > 1 {
+				n.drainTasks = n.drainTasks[1:]
+			}
+		}
 		info.Nodes = append(info.Nodes, api.SwarmNode{ID: n.id, Hostname: n.name, Role: n.role, State: n.state,
-			Availability: n.avail, Leader: n.leader})
+			Availability: n.avail, Leader: n.leader, Tasks: n.tasks, TasksKnown: !n.tasksUnknown})
 	}
 	return info, nil
 }
