@@ -21,12 +21,14 @@ var ErrTasksLeft = errors.New("tasks did not leave the drained node")
 // the drained node of pl (Docker's drain only starts moving them: each
 // task gets its service's stop_grace_period, and is replaced elsewhere),
 // so the reset does not kill them. It tells each new count ("waiting for
-// 3 tasks to leave lab-w1"). When the manager's agent does not count
-// tasks (older than this roll), it says so and returns at once: unknown
-// is not 0, but it must not block the roll. After wait it returns an
+// 3 tasks to leave lab-w1", a wait line) and records when they are gone.
+// When the manager's agent does not count tasks (older than this roll),
+// it records so and returns at once: unknown is not 0, but it must not
+// block the roll. After wait it returns an
 // error wrapping ErrTasksLeft that says what to do.
-func (g *roll) waitTasks(ctx context.Context, pl Planned, wait time.Duration) error {
+func (g *roll) waitTasks(ctx context.Context, i int, pl Planned, wait time.Duration) error {
 	r := g.r
+	start := r.now()
 	if wait <= 0 {
 		wait = DefaultDrainWait
 	}
@@ -47,11 +49,11 @@ func (g *roll) waitTasks(ctx context.Context, pl Planned, wait time.Duration) er
 		case sn == nil:
 			seen = "node not in the manager's list"
 		case !sn.TasksKnown:
-			g.say(pl.VM, stepWait, fmt.Sprintf("the tasks on %s could not be counted (the manager's swarmboot-agent does not send task counts: roll the managers onto a newer image); going on without waiting for them to leave", pl.VM))
+			g.node(i, stepDrain, fmt.Sprintf("the tasks on %s could not be counted (the manager's swarmboot-agent does not send task counts: roll the managers onto a newer image); going on without waiting for them to leave", pl.VM))
 			return nil
 		case sn.Tasks == 0:
 			if last > 0 {
-				g.say(pl.VM, stepWait, "no tasks left on "+pl.VM)
+				g.node(i, stepDrain, fmt.Sprintf("no tasks left on %s (waited %s)", pl.VM, r.now().Sub(start).Round(time.Second)))
 			}
 			return nil
 		default:

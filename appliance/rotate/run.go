@@ -150,7 +150,7 @@ func (g *roll) one(ctx context.Context, req Request, i int, pl Planned, timeout 
 		if err := r.waitListed(nctx, pl.NodeID, api.AvailabilityDrain, note); err != nil {
 			return &nodeError{step: stepDrain, err: err}
 		}
-		if err := g.waitTasks(nctx, pl, req.DrainWait); err != nil {
+		if err := g.waitTasks(nctx, i, pl, req.DrainWait); err != nil {
 			return &nodeError{step: stepDrain, err: err}
 		}
 		msg := fmt.Sprintf("drained; boot image %s (was %s)", pl.Image, orNone(pl.OldImage))
