@@ -29,7 +29,11 @@ type RotateRequest struct {
 	Groups []RotateGroup `json:"groups"`
 	// Timeout bounds each node's roll (a Go duration; "" → the
 	// appliance's default, 15m).
-	Timeout         string `json:"timeout,omitempty"`
+	Timeout string `json:"timeout,omitempty"`
+	// DrainTimeout bounds the wait, once a node is listed drained, for
+	// its swarm tasks to leave before its reset (a Go duration; "" →
+	// the appliance's default, 5m).
+	DrainTimeout    string `json:"drain_timeout,omitempty"`
 	AllowQuorumLoss bool   `json:"allow_quorum_loss,omitempty"`
 	DryRun          bool   `json:"dry_run,omitempty"`
 }
@@ -102,7 +106,15 @@ func (r *RotateRequest) Validate() error {
 	if _, err := r.Duration(); err != nil {
 		return err
 	}
+	if _, err := r.DrainDuration(); err != nil {
+		return err
+	}
 	return nil
+}
+
+// DrainDuration is DrainTimeout parsed (0 when empty).
+func (r *RotateRequest) DrainDuration() (time.Duration, error) {
+	return optDuration("drain_timeout", r.DrainTimeout, "5m")
 }
 
 // Duration is Timeout parsed (0 when empty).

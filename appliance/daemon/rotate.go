@@ -85,6 +85,7 @@ func toRequest(req admin.RotateRequest) (rotate.Request, error) {
 		return out, err
 	}
 	out.Timeout, _ = req.Duration()
+	out.DrainWait, _ = req.DrainDuration()
 	for _, g := range req.Groups {
 		out.Targets = append(out.Targets, rotate.Target{Group: g.Group, Image: g.Image})
 	}

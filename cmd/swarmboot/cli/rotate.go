@@ -27,6 +27,7 @@ func newRotateCmd(g *Globals) *cobra.Command {
 		image     string
 		sitePath  string
 		timeout   time.Duration
+		drainWait time.Duration
 		dryRun    bool
 		allowLoss bool
 	)
@@ -37,8 +38,11 @@ func newRotateCmd(g *Globals) *cobra.Command {
 node at a time, so the swarm keeps running. For each node, workers first,
 then managers (the swarm leader last, never two managers down at once):
 
-  1. drain it (docker node update --availability drain, through a manager)
-     and wait until the manager lists it drained;
+  1. drain it (docker node update --availability drain, through a manager),
+     wait until the manager lists it drained, then until its swarm tasks
+     have stopped and left it (Docker's drain only starts moving them: each
+     gets its service's stop_grace_period and is started elsewhere), so the
+     reset kills none of them: "waiting for 3 tasks to leave lab-w1";
   2. point its VM at the new build (what the appliance's netboot serves);
   3. reset the VM;
   4. wait until its agent reports the new image version (NAME.version in
@@ -49,7 +53,13 @@ then managers (the swarm leader last, never two managers down at once):
 Nodes already on the new version and active are skipped, so running the
 same command again after a failure or a crash resumes where it stopped.
 A node that is not back within --timeout stops the roll; it stays drained
-and the message says what to do. A manager whose reboot would cost the
+and the message says what to do. Tasks still on a drained node after
+--drain-timeout (default 5m, counted within --timeout) stop the roll before
+the reset, the node left drained: see them with docker node ps NODE, give
+them longer with --drain-timeout, or move them yourself (docker service
+update --stop-grace-period, docker service scale), then run the same
+command again. A manager whose swarmboot-agent is too old to count tasks
+is not waited for: the progress says the tasks could not be counted. A manager whose reboot would cost the
 swarm its raft quorum (a single manager, or one of three with another
 down) is refused unless --allow-quorum-loss.
 
@@ -79,6 +89,7 @@ Examples:
   swarmboot rotate --group workers --image worker-2027q1 --dry-run
   swarmboot rotate --group workers --image worker-2027q1
   swarmboot rotate --group workers=worker-2027q1 --group managers=manager-2027q1 --timeout 20m
+  swarmboot rotate --group workers --image worker-2027q1 --drain-timeout 10m
   swarmboot rotate --site swarmboot.yml
   swarmboot rotate status`,
 		Args: cobra.NoArgs,
@@ -89,6 +100,9 @@ Examples:
 			}
 			if timeout > 0 {
 				req.Timeout = timeout.String()
+			}
+			if drainWait > 0 {
+				req.DrainTimeout = drainWait.String()
 			}
 			req.AllowQuorumLoss = allowLoss
 			c, err := runningAppliance(cmd.Context(), g)
@@ -115,6 +129,7 @@ Examples:
 	f.StringVar(&image, "image", "", "the build to roll the --group groups onto (swarmboot build --name)")
 	f.StringVarP(&sitePath, "site", "s", "", "roll every group of this site file onto its image:")
 	f.DurationVar(&timeout, "timeout", 0, "time each node has to get through its roll (default 15m)")
+	f.DurationVar(&drainWait, "drain-timeout", 0, "time a drained node's swarm tasks have to stop and leave it before its reset (default 5m)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the order and what would happen to each node; change nothing")
 	f.BoolVar(&allowLoss, "allow-quorum-loss", false, "roll a manager even when the swarm loses its raft quorum while it reboots (single-manager swarms)")
 	cmd.AddCommand(newRotateStatusCmd(g))
