@@ -7,6 +7,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
 // authTTL bounds how long a cached node identity is trusted without
@@ -117,7 +118,7 @@ func (s *Server) revokeCert(name string) error {
 		if err != nil {
 			return err
 		}
-		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: "revoke", Detail: "node certificate revoked"})
+		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: string(timeline.Revoke), Detail: "node certificate revoked"})
 	})
 	s.forgetNode(name)
 	return err

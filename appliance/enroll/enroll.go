@@ -10,6 +10,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -68,7 +69,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		}
 		record := func(why string) error {
 			refusal = why
-			return tx.AppendEvent(store.Event{Time: now, MAC: mac, VM: tok.VM, Kind: "enroll-refused", Detail: why})
+			return tx.AppendEvent(store.Event{Time: now, MAC: mac, VM: tok.VM, Kind: string(timeline.EnrollRefused), Detail: why})
 		}
 		switch {
 		case tok.BIOSUUID == "" && tok.MAC == "":
@@ -114,7 +115,7 @@ func (s *Server) handleEnroll(w http.ResponseWriter, r *http.Request) {
 		if err := tx.PutNode(node); err != nil {
 			return err
 		}
-		return tx.AppendEvent(store.Event{Time: now, MAC: mac, VM: tok.VM, Kind: "enroll",
+		return tx.AppendEvent(store.Event{Time: now, MAC: mac, VM: tok.VM, Kind: string(timeline.Enroll),
 			Detail: fmt.Sprintf("node %s enrolled as %s, certificate until %s", name, node.Role, cert.NotAfter.UTC().Format("2006-01-02"))})
 	})
 	log := s.Log.With("remote", r.RemoteAddr, "vm", vm)

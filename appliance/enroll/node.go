@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/ca"
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -79,10 +80,10 @@ func (s *Server) handleReport(w http.ResponseWriter, r *http.Request, n *store.N
 	event := s.reportEvent(n.Name, sum, now)
 	var events []store.Event
 	if event {
-		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "report", Detail: sum})
+		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: string(timeline.Report), Detail: sum})
 	}
 	if prev, _ := s.lastReport(n); rep.Swarm.State == "active" && (prev == nil || prev.Swarm.State != "active" || prev.Swarm.NodeID != rep.Swarm.NodeID) {
-		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: "swarm-join",
+		events = append(events, store.Event{Time: now, MAC: n.MAC(), VM: n.VM, Kind: string(timeline.SwarmJoin),
 			Detail: fmt.Sprintf("in the swarm as %s, node %s", rep.Swarm.Role, rep.Swarm.NodeID)})
 	}
 	s.queueReport(n.Name, raw, rep.Swarm.NodeID, now, events)
@@ -182,7 +183,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, n *store.No
 		if err := tx.PutNode(*cur); err != nil {
 			return err
 		}
-		return tx.AppendEvent(store.Event{Time: now, MAC: cur.MAC(), VM: cur.VM, Kind: "renew", Detail: "certificate renewed until " + cert.NotAfter.UTC().Format("2006-01-02")})
+		return tx.AppendEvent(store.Event{Time: now, MAC: cur.MAC(), VM: cur.VM, Kind: string(timeline.Renew), Detail: "certificate renewed until " + cert.NotAfter.UTC().Format("2006-01-02")})
 	})
 	if err != nil {
 		s.Log.Error("renew failed", "node", n.Name, "err", err)

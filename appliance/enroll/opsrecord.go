@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) opDone(op api.NodeOp, by string, err error) {
 		return
 	}
 	if e := s.Store.Update(func(tx *store.Tx) error {
-		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: mac, VM: vm, Kind: "swarm-op", Detail: detail})
+		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: mac, VM: vm, Kind: string(timeline.SwarmOp), Detail: detail})
 	}); e != nil {
 		s.Log.Error("swarm-op event not stored", "node", name, "err", e)
 	}

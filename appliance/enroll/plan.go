@@ -7,6 +7,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
 
@@ -48,7 +49,7 @@ func (s *Server) plan(ctx context.Context, n *store.Node) (api.Plan, error) {
 				if err := tx.PutSwarmSite(site); err != nil {
 					return err
 				}
-				return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: "swarm-init", Detail: "swarm " + st.ClusterID + " founded by " + n.Name})
+				return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: string(timeline.SwarmInit), Detail: "swarm " + st.ClusterID + " founded by " + n.Name})
 			}
 			return nil
 		})

@@ -8,6 +8,7 @@ import (
 
 	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/swarm"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
 // Revoke revokes the node named name: its certificate stops working at
@@ -81,7 +82,7 @@ func (s *Server) removeRevoked(ctx context.Context, name string) string {
 		if e != nil {
 			return e
 		}
-		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: "revoke", Detail: note})
+		return tx.AppendEvent(store.Event{Time: s.Now(), MAC: n.MAC(), VM: n.VM, Kind: string(timeline.Revoke), Detail: note})
 	})
 	s.Log.Warn("revoked node stays in the swarm", "node", name, "swarm_node", id, "err", err, "fix", "docker node rm --force "+id)
 	return note

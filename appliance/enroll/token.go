@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/swarmboot/swarmboot/appliance/store"
+	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
 // DefaultTTL is how long a new enrollment token stays valid.
@@ -71,7 +72,7 @@ func NewToken(st *store.Store, f TokenFor, ttl time.Duration, now time.Time) (st
 		if who == "" {
 			who = t.MAC
 		}
-		return tx.AppendEvent(store.Event{Time: now, MAC: t.MAC, VM: t.VM, Kind: "token",
+		return tx.AppendEvent(store.Event{Time: now, MAC: t.MAC, VM: t.VM, Kind: string(timeline.Token),
 			Detail: fmt.Sprintf("enrollment token for %s created, valid until %s", who, t.Expires.UTC().Format(time.RFC3339))})
 	})
 	if err != nil {
