@@ -10,13 +10,6 @@ import (
 	"github.com/swarmboot/swarmboot/bootserve/timeline"
 )
 
-// Timeline kinds beyond the four exchange steps.
-const (
-	kindNak     timeline.Kind = "dhcp-nak"
-	kindDecline timeline.Kind = "dhcp-decline"
-	kindRelease timeline.Kind = "dhcp-release"
-)
-
 // full answers every client from the address pool, adding a boot file for
 // PXE clients.
 func (h *Handler) full(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
@@ -65,7 +58,7 @@ func (h *Handler) full(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
 				resp.SetBroadcast() // the relay broadcasts it on the client's segment (RFC 2131 4.3.2)
 			}
 			log.LogAttrs(ctx, slog.LevelInfo, "nak", slog.String("why", nak))
-			p.record(kindNak, c, ip, nak)
+			p.record(timeline.DHCPNak, c, ip, nak)
 			return resp
 		}
 		resp := h.newReply(req, dhcpv4.MessageTypeAck)
@@ -82,7 +75,7 @@ func (h *Handler) full(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
 			log.LogAttrs(ctx, slog.LevelError, "decline not saved", slog.String("err", err.Error()))
 		}
 		log.LogAttrs(ctx, slog.LevelWarn, "client declined address (in use by someone else?)", slog.Any("ip", ip))
-		p.record(kindDecline, c, ip, "")
+		p.record(timeline.DHCPDecline, c, ip, "")
 		return nil
 
 	case dhcpv4.MessageTypeRelease:
@@ -90,7 +83,7 @@ func (h *Handler) full(ctx context.Context, p *packet) *dhcpv4.DHCPv4 {
 			log.LogAttrs(ctx, slog.LevelError, "release not saved", slog.String("err", err.Error()))
 		}
 		log.LogAttrs(ctx, slog.LevelInfo, "release", slog.String("ip", req.ClientIPAddr.String()))
-		p.record(kindRelease, c, req.ClientIPAddr, "")
+		p.record(timeline.DHCPRelease, c, req.ClientIPAddr, "")
 		return nil
 
 	case dhcpv4.MessageTypeInform:
