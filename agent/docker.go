@@ -220,21 +220,12 @@ func swarmNode(n swarm.Node, tasks map[string]int) (api.SwarmNode, bool) {
 }
 
 // taskCounts counts, per node ID, the tasks still on that node: assigned
-// to it and not yet in a final state. A drain sets its tasks' desired
-// state to shutdown at once, but each keeps its running state until its
-// container has stopped (after its service's stop_grace_period): those
-// count until then. Tasks not yet assigned (new, pending, allocated)
-// have no node; complete, shutdown, failed, rejected, remove and orphaned
-// ones are gone.
+// to it and in a state api.TaskOnNode counts (running or stopping; the
+// appliance counts an existing swarm's tasks by the same rule).
 func taskCounts(tasks []swarm.Task) map[string]int {
 	counts := map[string]int{}
 	for _, t := range tasks {
-		if t.NodeID == "" {
-			continue
-		}
-		switch t.Status.State {
-		case swarm.TaskStateAssigned, swarm.TaskStateAccepted, swarm.TaskStatePreparing, swarm.TaskStateReady,
-			swarm.TaskStateStarting, swarm.TaskStateRunning:
+		if t.NodeID != "" && api.TaskOnNode(string(t.Status.State)) {
 			counts[t.NodeID]++
 		}
 	}

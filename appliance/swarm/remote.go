@@ -81,11 +81,23 @@ func (r *Remote) fetch(ctx context.Context) (Info, error) {
 	if err != nil {
 		return Info{}, fmt.Errorf("swarm manager %s: node list: %w", r.Client.DaemonHost(), err)
 	}
+	// One task list for all nodes, counted as a manager's agent counts
+	// (api.TaskOnNode); when it fails the counts stay unknown rather than
+	// costing the node list (a roll then goes on without them).
+	var tasks map[string]int
+	if tl, err := r.Client.TaskList(ctx, client.TaskListOptions{}); err == nil {
+		tasks = map[string]int{}
+		for _, t := range tl.Items {
+			if t.NodeID != "" && api.TaskOnNode(string(t.Status.State)) {
+				tasks[t.NodeID]++
+			}
+		}
+	}
 	i := Info{ClusterID: sw.Swarm.ID, Worker: sw.Swarm.JoinTokens.Worker, Manager: sw.Swarm.JoinTokens.Manager, NodeIDs: []string{},
 		Nodes: []api.SwarmNode{}, From: r.Client.DaemonHost(), At: time.Now()}
 	for _, n := range nodes.Items {
 		i.NodeIDs = append(i.NodeIDs, n.ID)
-		i.Nodes = append(i.Nodes, node(n))
+		i.Nodes = append(i.Nodes, node(n, tasks))
 		if n.ManagerStatus != nil && n.ManagerStatus.Addr != "" {
 			if _, _, err := net.SplitHostPort(n.ManagerStatus.Addr); err == nil {
 				i.Managers = append(i.Managers, n.ManagerStatus.Addr)
@@ -97,13 +109,17 @@ func (r *Remote) fetch(ctx context.Context) (Info, error) {
 
 // node is a Docker node as api.SwarmNode. The manager's answer is taken
 // as it is (this is a manager the site named, over TLS), except that
-// text is cut to what a terminal can show safely.
-func node(n swarmtypes.Node) api.SwarmNode {
+// text is cut to what a terminal can show safely. tasks (nil: not
+// counted) gives the node's task count.
+func node(n swarmtypes.Node, tasks map[string]int) api.SwarmNode {
 	sn := api.SwarmNode{ID: printable(n.ID), Hostname: printable(n.Description.Hostname), Role: printable(string(n.Spec.Role)),
 		State: printable(string(n.Status.State)), Availability: printable(string(n.Spec.Availability)), Addr: printable(n.Status.Addr),
 		EngineVersion: printable(n.Description.Engine.EngineVersion)}
 	if n.ManagerStatus != nil {
 		sn.Leader = n.ManagerStatus.Leader
+	}
+	if tasks != nil {
+		sn.Tasks, sn.TasksKnown = min(tasks[n.ID], api.MaxNodeTasks), true
 	}
 	return sn
 }

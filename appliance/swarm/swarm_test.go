@@ -56,9 +56,10 @@ func TestPushed(t *testing.T) {
 	}
 }
 
-// fakeManager is a Docker API on a unix socket answering swarm inspect
-// and node list the way dockerd 20.10 does (API 1.41).
-func fakeManager(t *testing.T, calls *atomic.Int32, slow time.Duration) string {
+// fakeManager is a Docker API on a unix socket answering swarm inspect,
+// node list and task list the way dockerd 20.10 does (API 1.41); tasks ""
+// makes the task list fail as a manager without quorum does.
+func fakeManager(t *testing.T, calls *atomic.Int32, slow time.Duration, tasks string) string {
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -84,16 +85,36 @@ func fakeManager(t *testing.T, calls *atomic.Int32, slow time.Duration) string {
 				"Description": map[string]any{"Hostname": "site-w1\x1b[2J"}, "Status": map[string]any{"State": "down", "Addr": "10.77.0.3"}},
 		})
 	})
+	mux.HandleFunc("/v1.41/tasks", func(w http.ResponseWriter, r *http.Request) {
+		if tasks == "" {
+			http.Error(w, `{"message":"rpc error: code = Unknown desc = The swarm does not have a leader."}`, http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte(tasks))
+	})
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	return "unix://" + sock
 }
 
+// siteTasks is GET /tasks while n2 drains: one task still stopping, one
+// stopped, its replacement starting on n1, one not yet scheduled, one on
+// a node no longer listed.
+const siteTasks = `[
+ {"ID":"t1","NodeID":"n2","DesiredState":"shutdown","Status":{"State":"running"}},
+ {"ID":"t2","NodeID":"n2","DesiredState":"shutdown","Status":{"State":"shutdown"}},
+ {"ID":"t3","NodeID":"n1","DesiredState":"running","Status":{"State":"starting"}},
+ {"ID":"t4","NodeID":"n1","DesiredState":"running","Status":{"State":"running"}},
+ {"ID":"t5","NodeID":"n1","DesiredState":"shutdown","Status":{"State":"complete"}},
+ {"ID":"t6","DesiredState":"running","Status":{"State":"pending"}},
+ {"ID":"t7","NodeID":"gone","DesiredState":"running","Status":{"State":"running"}}
+]`
+
 func TestRemote(t *testing.T) {
 	t.Parallel()
 	var calls atomic.Int32
-	r, err := NewRemote(fakeManager(t, &calls, 200*time.Millisecond), "", "", "")
+	r, err := NewRemote(fakeManager(t, &calls, 200*time.Millisecond, siteTasks), "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +127,8 @@ func TestRemote(t *testing.T) {
 		t.Fatalf("read %+v", i)
 	}
 	want := []api.SwarmNode{
-		{ID: "n1", Hostname: "site-m1", Role: "manager", State: "ready", Availability: "active", Addr: "10.77.0.2", Leader: true, EngineVersion: "20.10.24+dfsg1"},
-		{ID: "n2", Hostname: "site-w1[2J", Role: "worker", State: "down", Availability: "drain", Addr: "10.77.0.3"}, // escape dropped
+		{ID: "n1", Hostname: "site-m1", Role: "manager", State: "ready", Availability: "active", Addr: "10.77.0.2", Leader: true, EngineVersion: "20.10.24+dfsg1", Tasks: 2, TasksKnown: true},
+		{ID: "n2", Hostname: "site-w1[2J", Role: "worker", State: "down", Availability: "drain", Addr: "10.77.0.3", Tasks: 1, TasksKnown: true}, // escape dropped
 	}
 	if !slices.Equal(i.Nodes, want) {
 		t.Errorf("nodes:\n got %+v\nwant %+v", i.Nodes, want)
@@ -126,5 +147,28 @@ func TestRemote(t *testing.T) {
 	<-done
 	if got := calls.Load(); got != 2 {
 		t.Errorf("%d inspect calls, want 2 (one per refresh)", got)
+	}
+}
+
+// A manager whose task list fails still gives its node list, with the
+// counts unknown rather than 0 (a roll then does not wait on them).
+func TestRemoteTasksUnknown(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int32
+	r, err := NewRemote(fakeManager(t, &calls, 0, ""), "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, err := r.Swarm(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(i.Nodes) != 2 {
+		t.Fatalf("%d nodes, want 2", len(i.Nodes))
+	}
+	for _, n := range i.Nodes {
+		if n.TasksKnown || n.Tasks != 0 {
+			t.Errorf("node %s: tasks %d known %v, want unknown", n.ID, n.Tasks, n.TasksKnown)
+		}
 	}
 }
