@@ -36,8 +36,9 @@ type Config struct {
 
 	Heartbeat time.Duration // default 30 s (± 20 % jitter)
 	// HeartbeatOnly turns off what makes a manager's agent act between
-	// heartbeats: the node-operations long poll (poll.go) and the report
-	// sent when dockerd says a node changed (events.go). What agents
+	// heartbeats: the node-operations long poll (poll.go), the report
+	// sent when dockerd says a node changed (events.go) and the reports
+	// while a drained node's tasks stop (drain.go). What agents
 	// before them did; for comparisons.
 	HeartbeatOnly bool
 	BackoffMax    time.Duration // default 60 s
@@ -59,6 +60,11 @@ type Agent struct {
 	swarm api.SwarmState // as the last report said
 	wake  chan struct{}  // closed when swarm changes (poll.go waitManager)
 	sent  chan struct{}  // closed when a report was sent (poll.go waitReport)
+
+	drains     drainWatch    // drain.go
+	drainKick  chan struct{} // wakes drainLoop
+	drainEvery time.Duration
+	drainCap   time.Duration
 
 	reportMu sync.Mutex // one report (and its node operations) at a time
 	bgOnce   sync.Once
@@ -101,7 +107,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	d.AdvertiseAddr = cfg.Advertise
-	return &Agent{cfg: cfg, docker: d}, nil
+	return &Agent{cfg: cfg, docker: d, drainKick: make(chan struct{}, 1), drainEvery: drainEvery, drainCap: drainCap}, nil
 }
 
 // say prints a console line when the agent's state changes.
@@ -205,6 +211,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.bgOnce.Do(func() {
 				bg.Go(func() { a.pollLoop(ctx) })
 				bg.Go(func() { a.eventsLoop(ctx) })
+				bg.Go(func() { a.drainLoop(ctx) })
 			})
 		}
 		err := a.Once(ctx)
@@ -358,6 +365,7 @@ func (a *Agent) reportLocked(ctx context.Context, results []api.NodeOpResult) er
 		r := a.Collect(ctx)
 		r.OpResults = results
 		a.setSwarm(r.Swarm)
+		a.noteDrains(r, time.Now())
 		sw := "swarm " + r.Swarm.State
 		if r.Swarm.Role != "" {
 			sw += " " + r.Swarm.Role
