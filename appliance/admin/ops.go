@@ -52,7 +52,11 @@ type Ops struct {
 	// refused with ErrNeedsAppliance; the latest roll's record is still
 	// readable).
 	Rotator Rotator
-	Now     func() time.Time // nil → time.Now
+	// Destroyer deletes VMs through the appliance's vCenter session,
+	// draining and removing their swarm nodes (nil without a running
+	// appliance: a destroy is then refused with ErrNeedsAppliance).
+	Destroyer Destroyer
+	Now       func() time.Time // nil → time.Now
 }
 
 // ErrNeedsAppliance is a request only the running appliance can do.

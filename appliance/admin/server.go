@@ -96,6 +96,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathNodes, s.handleNodes)
 	mux.HandleFunc("POST "+PathRotate, s.handleRotate)
 	mux.HandleFunc("GET "+PathRotate, s.handleRotation)
+	mux.HandleFunc("POST "+PathDestroy, s.handleDestroy)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cr, ok := r.Context().Value(credKey{}).(credResult)
 		if !ok || cr.err != nil {

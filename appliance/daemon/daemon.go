@@ -283,7 +283,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return d.boot.Run(ctx) })
 	g.Go(func() error { return d.api.Serve(ctx, d.apiLn) })
 	g.Go(func() error { d.mirror.run(ctx, d.cfg.MirrorEvery); return nil })
-	adm := &admin.Server{Ops: &admin.Ops{Store: d.st, Revoker: d.api, KernelLine: d.kernelLineToken, Rotator: d},
+	adm := &admin.Server{Ops: &admin.Ops{Store: d.st, Revoker: d.api, KernelLine: d.kernelLineToken, Rotator: d, Destroyer: d},
 		Log: d.log.With("part", "admin")}
 	g.Go(func() error { return adm.Serve(ctx, d.adminLn) })
 	if d.vc != nil {

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/swarmboot/swarmboot/appliance/admin"
 	"github.com/swarmboot/swarmboot/appliance/fleet"
 	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/store"
@@ -307,47 +309,155 @@ func writeIPs(w io.Writer, ips map[string]string) {
 func newDestroyCmd(g *Globals) *cobra.Command {
 	var ff fleetFlags
 	var groups []string
-	var yes bool
+	var yes, dry, force bool
+	var drain time.Duration
 	cmd := &cobra.Command{
 		Use:   "destroy [VM...]",
-		Short: "Power off and delete VMs swarmboot created",
-		Long: `destroy powers off and deletes the named VMs, the VMs of --group, or (with
-neither) every VM swarmboot created in the site's folder, and removes their
-records and enrollment tokens. VMs swarmboot did not create are refused. It
-lists what it would delete and refuses to go on without --yes.
+		Short: "Drain, remove and delete VMs swarmboot created",
+		Long: `destroy deletes the named VMs, the VMs of --group, or (with neither) every
+VM swarmboot created in the site's folder, and removes their records and
+enrollment tokens. VMs swarmboot did not create are refused. It lists what
+it would do to each VM and its swarm node and refuses to go on without --yes
+(--dry-run: only list).
+
+With the appliance running (something answers on <data-dir>/admin.sock),
+the appliance does it, workers first and managers last: per VM it drains
+the swarm node through a manager (up to --drain-timeout for its tasks to
+leave), powers off and deletes the VM, then revokes the node's certificate
+and removes its swarm node (docker node rm --force through a manager). It
+refuses to destroy the last manager(s) of a swarm whose workers stay,
+unless --force.
+
+With the appliance stopped, destroy works on the store and vCenter
+directly: no manager can be asked, so each swarm node stays listed "down";
+destroy revokes the node's certificate (a restored VM cannot come back) and
+prints the docker node rm --force ID to run on a manager.
 
 Example:
-  swarmboot destroy --group workers          # show what would go
+  swarmboot destroy --group workers --dry-run   # show what would go
   swarmboot destroy --group workers --yes
   swarmboot destroy tf-sw-3 --yes`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			req := admin.DestroyRequest{Groups: groups, Names: args, Force: force}
+			if drain > 0 {
+				req.DrainTimeout = drain.String()
+			}
+			if !ff.simulate {
+				c := admin.NewClient(admin.SocketPath(g.DataDir))
+				err := c.Ping(ctx)
+				if err == nil {
+					defer c.CloseIdle()
+					return destroyOnline(ctx, g, c, req, dry, yes)
+				}
+				if !errors.Is(err, admin.ErrNotRunning) {
+					return err
+				}
+			}
 			s, err := ff.open(ctx, cmd, g)
 			if err != nil {
 				return err
 			}
 			defer s.close()
-			vms, err := s.fleet.Targets(ctx, fleet.Selection{Groups: groups, Names: args})
-			if err != nil {
-				return err
-			}
-			if len(vms) == 0 {
-				fmt.Fprintln(g.Stdout, "Nothing to destroy.")
-				return nil
-			}
-			for _, vm := range vms {
-				fmt.Fprintf(g.Stdout, "  - vm %q (group %s, %s)\n", vm.Name, vm.Group, vm.PowerState)
-			}
-			if !yes {
-				return errors.New("destroy: refusing to delete " + fmt.Sprint(len(vms)) + " VM(s) without --yes; check the list above and run again with --yes")
-			}
-			names, err := s.fleet.Destroy(ctx, vms)
-			fmt.Fprintf(g.Stdout, "Destroy complete: %d destroyed.\n", len(names))
-			return err
+			return destroyOffline(ctx, g, s.fleet, req, dry, yes)
 		},
 	}
 	ff.register(cmd)
 	cmd.Flags().StringSliceVar(&groups, "group", nil, "destroy the VMs of this group (repeatable)")
 	cmd.Flags().BoolVar(&yes, "yes", false, "really delete")
+	cmd.Flags().BoolVar(&dry, "dry-run", false, "only list what would happen to each VM and its swarm node")
+	cmd.Flags().BoolVar(&force, "force", false, "also destroy the swarm's last manager(s) while workers stay")
+	cmd.Flags().DurationVar(&drain, "drain-timeout", 0, "how long a swarm node's drain may take before its VM goes anyway (running appliance; default 2m)")
 	return cmd
+}
+
+func refuseWithoutYes(n int) error {
+	return errors.New("destroy: refusing to delete " + fmt.Sprint(n) + " VM(s) without --yes; check the list above and run again with --yes")
+}
+
+// destroyOnline has the running appliance destroy the VMs, printing its
+// progress lines.
+func destroyOnline(ctx context.Context, g *Globals, c *admin.Client, req admin.DestroyRequest, dry, yes bool) error {
+	lines, err := c.PlanDestroy(ctx, req)
+	if err != nil {
+		return err
+	}
+	if len(lines) == 0 {
+		fmt.Fprintln(g.Stdout, "Nothing to destroy.")
+		return nil
+	}
+	for _, l := range lines {
+		fmt.Fprintln(g.Stdout, "  "+l)
+	}
+	if dry {
+		return nil
+	}
+	if !yes {
+		return refuseWithoutYes(len(lines))
+	}
+	end, err := c.Destroy(ctx, req, func(l admin.DestroyLine) {
+		if !l.End {
+			fmt.Fprintf(g.Stdout, "%s %s: %s\n", l.VM, l.Step, l.Message)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(g.Stdout, "Destroy complete: %s.\n", end.Message)
+	if end.Error != "" {
+		return errors.New("destroy: " + end.Error)
+	}
+	return nil
+}
+
+// destroyOffline deletes the VMs without the appliance: their swarm
+// nodes stay (no manager to ask), their certificates are revoked in the
+// store, and the command to remove each swarm node is printed.
+func destroyOffline(ctx context.Context, g *Globals, f *fleet.Fleet, req admin.DestroyRequest, dry, yes bool) error {
+	vms, err := f.Targets(ctx, fleet.Selection{Groups: req.Groups, Names: req.Names})
+	if err != nil {
+		return err
+	}
+	if len(vms) == 0 {
+		fmt.Fprintln(g.Stdout, "Nothing to destroy.")
+		return nil
+	}
+	members, err := fleet.Members(f.Store, nil)
+	if err != nil {
+		return err
+	}
+	if mgrs, workers := fleet.LastManagers(vms, members); len(mgrs) > 0 && !req.Force {
+		return fleet.LastManagersError(mgrs, workers)
+	}
+	fleet.DestroyOrder(vms, members, "")
+	for _, vm := range vms {
+		fmt.Fprintf(g.Stdout, "  - vm %q (group %s, %s): power off and delete; %s\n", vm.Name, vm.Group, vm.PowerState,
+			fleet.SwarmPlan(vm, members, false, false))
+	}
+	if dry {
+		return nil
+	}
+	if !yes {
+		return refuseWithoutYes(len(vms))
+	}
+	names, derr := f.Destroy(ctx, vms)
+	ops := &admin.Ops{Store: f.Store}
+	for _, n := range names {
+		m, ok := members[n]
+		if !ok || m.Revoked {
+			continue
+		}
+		r, err := ops.Revoke(ctx, m.Node)
+		if err != nil {
+			fmt.Fprintf(g.Stderr, "%s: the certificate of node %s is NOT revoked: %v; run swarmboot node revoke %s\n", n, m.Node, err, m.Node)
+			continue
+		}
+		note := r.SwarmNote
+		if m.NodeID != "" {
+			note = fmt.Sprintf("swarm node %s stays in the swarm (listed down): run on a manager: docker node rm --force %s", m.NodeID, m.NodeID)
+		}
+		fmt.Fprintf(g.Stdout, "%s: certificate of node %s revoked; %s\n", n, m.Node, note)
+	}
+	fmt.Fprintf(g.Stdout, "Destroy complete: %d destroyed.\n", len(names))
+	return derr
 }

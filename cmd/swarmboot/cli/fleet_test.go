@@ -3,13 +3,24 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/swarmboot/swarmboot/agent"
+	"github.com/swarmboot/swarmboot/appliance/admin"
+	"github.com/swarmboot/swarmboot/appliance/enroll/enrolltest"
+	"github.com/swarmboot/swarmboot/appliance/store"
 	"github.com/swarmboot/swarmboot/appliance/vsphere"
+	"github.com/swarmboot/swarmboot/pkg/api"
 	"github.com/swarmboot/swarmboot/pkg/testlog"
 )
 
@@ -109,4 +120,263 @@ groups:
 	if code != 1 || strings.Count(strings.TrimSpace(errs), "\n") != 0 || !strings.Contains(errs, "rejected") {
 		t.Fatalf("wrong password: exit %d, stderr %q (want one line)", code, errs)
 	}
+}
+
+// swarmManager plays the agent of a swarm's only manager m1 with one
+// worker w1: its push lists both (w1's tasks counted), and it does the node
+// operations the appliance hands it, recording them in order.
+type swarmManager struct {
+	mu      sync.Mutex
+	w1avail string
+	w1gone  bool
+	results []api.NodeOpResult
+	ops     []string
+}
+
+const w1ID = "w1nodeid000000000000000000"
+
+func (m *swarmManager) report() api.Report {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	nodes := []api.SwarmNode{{ID: mgrID, Hostname: "m1", Role: api.RoleManager, State: api.NodeReady, Availability: api.AvailabilityActive, Leader: true, TasksKnown: true}}
+	ids := []string{mgrID}
+	if !m.w1gone {
+		nodes = append(nodes, api.SwarmNode{ID: w1ID, Hostname: "w1", Role: api.RoleWorker, State: api.NodeReady, Availability: m.w1avail, TasksKnown: true})
+		ids = append(ids, w1ID)
+	}
+	rep := api.Report{ImageVersion: "lab@aaaaaaaaaaaa", Docker: api.DockerState{Reachable: true},
+		Swarm: api.SwarmState{State: "active", NodeID: mgrID, Role: api.RoleManager, ClusterID: "c1", ControlAvailable: true},
+		JoinTokens: &api.ManagerPush{ClusterID: "c1", Worker: "SWMTKN-1-test-w", Manager: "SWMTKN-1-test-m", Managers: []string{"127.0.0.1:2377"},
+			NodeIDs: ids, Nodes: nodes},
+		OpResults: m.results}
+	m.results = nil
+	return rep
+}
+
+func (m *swarmManager) do(ops []api.NodeOp) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, op := range ops {
+		m.ops = append(m.ops, op.Do+" "+op.Node)
+		switch {
+		case op.Node == w1ID && op.Do == api.OpDrain:
+			m.w1avail = api.AvailabilityDrain
+		case op.Node == w1ID && op.Do == api.OpRemoveForce:
+			m.w1gone = true
+		}
+		m.results = append(m.results, api.NodeOpResult{ID: op.ID})
+	}
+}
+
+// TestDestroyThroughRunningAppliance destroys a simulated site's manager
+// and worker through a real `swarmboot appliance run`: both agents (played
+// here) enroll and report their swarm nodes; destroy refuses to take the
+// last manager while the worker stays, then, with the worker, drains w1
+// through m1's agent, deletes both VMs from the simulated vCenter, has
+// w1's swarm node removed (force) and revokes both nodes.
+func TestDestroyThroughRunningAppliance(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	site := "datacenter: DC0\ndatastore: LocalDS_0\nnetwork: VM Network\ngroups:\n" +
+		"  - name: managers\n    pattern: m{n}\n    count: 1\n    role: manager\n    cpus: 1\n    memory: 512MiB\n    disk: 1\n    boot: pxe\n    image: lab\n" +
+		"  - name: workers\n    pattern: w{n}\n    count: 1\n    role: worker\n    cpus: 1\n    memory: 512MiB\n    disk: 1\n    boot: pxe\n    image: lab\n"
+	if err := os.WriteFile(filepath.Join(dir, "lab.yml"), []byte(site), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startAppliance(t, dir, data, "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
+	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
+	macs := map[string]string{}
+	var apiURL string
+	for deadline := time.Now().Add(20 * time.Second); len(macs) < 2 || apiURL == ""; time.Sleep(50 * time.Millisecond) {
+		for _, vm := range []string{"m1", "w1"} {
+			if m := regexp.MustCompile(`enrollment token for ` + vm + ` \(([0-9a-f:]{17})\)`).FindStringSubmatch(a.stderr.String()); m != nil {
+				macs[vm] = m[1]
+			}
+		}
+		if m := apiRE.FindStringSubmatch(a.stderr.String()); m != nil {
+			apiURL = m[1]
+		}
+		if len(a.done) > 0 || time.Now().After(deadline) {
+			t.Fatalf("no tokens for m1 and w1 or no agent API:\n%s", a.stderr.String())
+		}
+	}
+	caPEM, err := os.ReadFile(filepath.Join(data, "ca", "ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enroll := func(vm, uuid string) *agent.Client {
+		resp, err := http.Get("http://" + a.httpAddr + "/boot/" + macs[vm] + ".ipxe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		script, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		tm := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(script)
+		if tm == nil {
+			t.Fatalf("no token in %s's script:\n%s", vm, script)
+		}
+		cl, _, _ := enrolltest.Enroll(t, apiURL, caPEM, string(tm[1]), uuid, macs[vm])
+		return cl
+	}
+	mcl := enroll("m1", "00000000-0000-0000-0000-0000000000e1")
+	wcl := enroll("w1", "00000000-0000-0000-0000-0000000000e2")
+	mgr := &swarmManager{w1avail: api.AvailabilityActive}
+	ctx, cancel := context.WithCancel(context.Background())
+	beat := make(chan struct{}, 2)
+	go func() {
+		defer func() { beat <- struct{}{} }()
+		for ctx.Err() == nil {
+			if ans, err := mcl.ReportOps(ctx, mgr.report()); err == nil {
+				mgr.do(ans.Ops)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	go func() {
+		defer func() { beat <- struct{}{} }()
+		for ctx.Err() == nil {
+			wcl.ReportOps(ctx, api.Report{ImageVersion: "lab@aaaaaaaaaaaa", Docker: api.DockerState{Reachable: true},
+				Swarm: api.SwarmState{State: "active", NodeID: w1ID, Role: api.RoleWorker, ClusterID: "c1"}})
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	defer func() { cancel(); <-beat; <-beat }()
+	if out, ok := nodeLsUntil(t, data, func(out string) bool {
+		return strings.Contains(out, mgrID[:12]) && strings.Contains(out, w1ID[:12])
+	}); !ok {
+		t.Fatalf("node ls never showed both swarm nodes:\n%s", out)
+	}
+
+	code, out, errs := runCLI(t, data, "destroy", "--group", "managers", "--dry-run")
+	if code != 1 || !strings.Contains(errs, "last manager") || !strings.Contains(errs, "w1") || !strings.Contains(errs, "--force") {
+		t.Fatalf("destroy of the last manager with a worker left: exit %d, %q %q; want a refusal naming w1 and --force", code, out, errs)
+	}
+	code, out, errs = runCLI(t, data, "destroy", "--dry-run")
+	if code != 0 || !strings.Contains(out, "swarm node "+w1ID+" is drained, then removed") || !strings.Contains(out, "last manager") ||
+		strings.Index(out, `"w1"`) > strings.Index(out, `"m1"`) {
+		t.Fatalf("dry run: exit %d, %q %q; want w1 drained and removed before m1, the last manager", code, out, errs)
+	}
+	code, out, errs = runCLI(t, data, "destroy", "--yes")
+	if code != 0 {
+		t.Fatalf("destroy --yes: exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"w1 drain: swarm node " + w1ID + " drained", "w1 delete: VM powered off and deleted",
+		"w1 revoke: certificate revoked; swarm node " + w1ID + " removed", "m1 revoke: certificate revoked", "Destroy complete: 2 of 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("destroy output lacks %q:\n%s", want, out)
+		}
+	}
+	mgr.mu.Lock()
+	ops := strings.Join(mgr.ops, ", ")
+	mgr.mu.Unlock()
+	if ops != "drain "+w1ID+", remove-force "+w1ID {
+		t.Errorf("the manager's agent did %q, want w1's drain then its forced removal", ops)
+	}
+	// The simulated vCenter lists no VM of ours any more.
+	if code, out, errs = runCLI(t, data, "destroy", "--dry-run"); code != 0 || !strings.Contains(out, "Nothing to destroy") {
+		t.Errorf("destroy after destroy: exit %d, %q %q; want nothing left in vCenter", code, out, errs)
+	}
+	code, out, _ = runCLI(t, data, "node", "ls", "--json")
+	var nodes []admin.Node
+	if err := json.Unmarshal([]byte(out), &nodes); code != 0 || err != nil || len(nodes) != 2 {
+		t.Fatalf("node ls --json: exit %d, %v: %s", code, err, out)
+	}
+	for _, n := range nodes {
+		if n.Revoked.IsZero() {
+			t.Errorf("node %s not revoked after its VM was destroyed", n.Name)
+		}
+	}
+}
+
+// TestDestroyOfflineSaysWhatStays destroys with no appliance running: the
+// VMs go, the swarm nodes stay (nobody to ask) and destroy prints the
+// docker node rm --force to run for each; the certificates are revoked in
+// the store; the last manager is refused while its worker stays.
+func TestDestroyOfflineSaysWhatStays(t *testing.T) {
+	data := t.TempDir()
+	site := filepath.Join(t.TempDir(), "s.yml")
+	os.WriteFile(site, []byte(`datacenter: DC0
+datastore: LocalDS_0
+network: VM Network
+folder: sb
+groups:
+  - name: managers
+    pattern: m{n}
+    count: 1
+    role: manager
+    boot: pxe
+  - name: workers
+    pattern: w{n}
+    count: 2
+    boot: pxe
+`), 0o644)
+	// --simulate keeps its store in a temporary data dir: give the
+	// nodes through a store the test fills, against a simulator it starts.
+	sim, err := vsphere.StartSim()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	raw, _ := os.ReadFile(site)
+	os.WriteFile(site, []byte(fmt.Sprintf("vcenter:\n  url: %s\n  user: %s\n  ca: %s\nresource_pool: DC0_C0/Resources\n", sim.VCenter.URL, sim.VCenter.User, sim.VCenter.CA)+string(raw)), 0o600)
+	t.Setenv("SWARMBOOT_VSPHERE_PASSWORD", sim.VCenter.Password)
+	base := []string{"--data-dir", data}
+	if code, out, errs := fleetRun(t, append(base, "apply", "--parallel", "1", "--site", site)...); code != 0 {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errs)
+	}
+	st, err := store.Open(store.DefaultPath(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{"m1": "m1offline00000000000000000", "w1": "w1offline00000000000000000", "w2": ""}
+	err = st.Update(func(tx *store.Tx) error {
+		for vm, id := range ids {
+			role := api.RoleWorker
+			if vm == "m1" {
+				role = api.RoleManager
+			}
+			rep, _ := json.Marshal(api.Report{Swarm: api.SwarmState{State: "active", NodeID: id, Role: role}})
+			if id == "" {
+				rep = nil
+			}
+			if err := tx.PutNode(store.Node{Name: vm, VM: vm, Role: role, CertSerial: "0" + fmt.Sprint(len(vm)) + vm[1:], MACs: []string{}, LastReport: rep, SwarmNodeID: id}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := fleetRun(t, append(base, "destroy", "--site", site, "--group", "managers", "--yes")...)
+	if code != 1 || !strings.Contains(errs, "last manager") || !strings.Contains(errs, "w1") || strings.Contains(out, "destroyed") {
+		t.Fatalf("offline destroy of the last manager: exit %d, %q %q; want a refusal", code, out, errs)
+	}
+	code, out, errs = fleetRun(t, append(base, "destroy", "--site", site, "--dry-run", "--group", "workers")...)
+	if code != 0 || !strings.Contains(out, "run docker node rm --force "+ids["w1"]+" on a manager") || !strings.Contains(out, "w2\" (group workers, poweredOn): power off and delete; node w2 never reported a swarm node") {
+		t.Fatalf("offline dry run: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = fleetRun(t, append(base, "destroy", "--site", site, "--yes", "--group", "workers")...)
+	if code != 0 || !strings.Contains(out, "w1: certificate of node w1 revoked; swarm node "+ids["w1"]+" stays in the swarm (listed down): run on a manager: docker node rm --force "+ids["w1"]) ||
+		!strings.Contains(out, "w2: certificate of node w2 revoked") || !strings.Contains(out, "2 destroyed") {
+		t.Fatalf("offline destroy: exit %d\n%s%s", code, out, errs)
+	}
+	st, err = store.Open(store.DefaultPath(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	st.View(func(tx *store.Tx) error {
+		for vm := range ids {
+			n, err := tx.Node(vm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if revoked := !n.Revoked.IsZero(); revoked != (vm != "m1") {
+				t.Errorf("node %s: revoked %v after destroying the workers", vm, revoked)
+			}
+		}
+		return nil
+	})
 }

@@ -1,0 +1,78 @@
+package fleet
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/swarmboot/swarmboot/appliance/vsphere"
+	"github.com/swarmboot/swarmboot/pkg/api"
+)
+
+func destroyFixture() ([]vsphere.VM, map[string]Member) {
+	vms := []vsphere.VM{{Name: "m1", Role: "manager"}, {Name: "m2", Role: "manager"}, {Name: "w1"}, {Name: "w2"}, {Name: "x1"}}
+	members := map[string]Member{
+		"m1": {VM: "m1", Node: "m1", NodeID: "id-m1", Role: api.RoleManager, Active: true},
+		"m2": {VM: "m2", Node: "m2", NodeID: "id-m2", Role: api.RoleManager, Active: true},
+		"w1": {VM: "w1", Node: "w1", NodeID: "id-w1", Role: api.RoleWorker, Active: true},
+		"w2": {VM: "w2", Node: "w2", NodeID: "id-w2", Role: api.RoleWorker, Active: true},
+	}
+	return vms, members
+}
+
+func names(vms []vsphere.VM) []string {
+	var out []string
+	for _, vm := range vms {
+		out = append(out, vm.Name)
+	}
+	return out
+}
+
+// TestDestroyOrder: workers (and never-enrolled VMs) first, managers
+// after, the manager the operations go through last.
+func TestDestroyOrder(t *testing.T) {
+	t.Parallel()
+	vms, members := destroyFixture()
+	DestroyOrder(vms, members, "m1")
+	if got, want := names(vms), []string{"w1", "w2", "x1", "m2", "m1"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+// TestLastManagers: taking every live manager while workers stay is
+// flagged with both lists; leaving a manager, taking every worker too, or
+// a revoked manager's node not counting is fine.
+func TestLastManagers(t *testing.T) {
+	t.Parallel()
+	vms, members := destroyFixture()
+	pick := func(ns ...string) []vsphere.VM {
+		var out []vsphere.VM
+		for _, vm := range vms {
+			for _, n := range ns {
+				if vm.Name == n {
+					out = append(out, vm)
+				}
+			}
+		}
+		return out
+	}
+	m, w := LastManagers(pick("m1", "m2"), members)
+	if !reflect.DeepEqual(m, []string{"m1", "m2"}) || !reflect.DeepEqual(w, []string{"w1", "w2"}) {
+		t.Errorf("both managers: %v %v", m, w)
+	}
+	if m, _ := LastManagers(pick("m1", "w1"), members); m != nil {
+		t.Errorf("m2 stays, yet flagged: %v", m)
+	}
+	if m, _ := LastManagers(pick("m1", "m2", "w1", "w2"), members); m != nil {
+		t.Errorf("everything goes, yet flagged: %v", m)
+	}
+	r := members["m2"]
+	r.Revoked = true
+	members["m2"] = r
+	if m, w := LastManagers(pick("m1", "w2"), members); !reflect.DeepEqual(m, []string{"m1"}) || !reflect.DeepEqual(w, []string{"w1"}) {
+		t.Errorf("m2 revoked, m1 goes: %v %v", m, w)
+	}
+	if err := LastManagersError([]string{"m1"}, []string{"w1"}); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("refusal %v does not name --force", err)
+	}
+}
