@@ -57,7 +57,10 @@ func importImage(t testing.TB, d *dockerd, tarball []byte, ref string) {
 // worker's task count (2); after a drain through the appliance the list
 // shows the worker drained while its tasks are still stopping (their
 // 4 s stop grace period), then 0 once they are gone — what a roll waits
-// for before the reset.
+// for before the reset. The manager's agent runs with a 30 s heartbeat
+// (the default): a task stopping is no node event, so the 0 must come
+// from its reports while a drained node has tasks, within 3 s of the
+// containers being gone.
 func TestDrainTaskCount(t *testing.T) {
 	needLab(t)
 	img := busyboxImage(t)
@@ -93,6 +96,7 @@ func TestDrainTaskCount(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	w.restartManager(t, 30*time.Second, false)
 	info, err := w.a.srv.CurrentSwarm(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -109,9 +113,12 @@ func TestDrainTaskCount(t *testing.T) {
 	if err := w.a.srv.SetAvailability(ctx, w.id, api.AvailabilityDrain); err != nil {
 		t.Fatal(err)
 	}
-	var stopping, gone time.Duration
+	var stopping, gone, stopped time.Duration
 	var seen []int
 	for gone == 0 {
+		if out, err := w.wrk.d.docker("ps", "-q"); stopped == 0 && err == nil && strings.TrimSpace(out) == "" {
+			stopped = time.Since(start)
+		}
 		n := worker()
 		if n.Availability == api.AvailabilityDrain && n.TasksKnown {
 			if len(seen) == 0 || seen[len(seen)-1] != n.Tasks {
@@ -130,7 +137,10 @@ func TestDrainTaskCount(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Logf("drained: listed with tasks still stopping at %v, no tasks at %v (counts seen: %v)", stopping, gone, seen)
+	t.Logf("drained: listed with tasks still stopping at %v, containers gone at %v, no tasks listed at %v (counts seen: %v)", stopping, stopped, gone, seen)
+	if stopped != 0 && gone-stopped > 3*time.Second {
+		t.Errorf("no tasks listed %v after the worker's containers were gone, want within 3 s (not a 30 s heartbeat later)", (gone - stopped).Round(time.Millisecond))
+	}
 	if stopping == 0 {
 		t.Errorf("the list never showed the drained worker with its stopping tasks (counts %v): a roll would not have waited", seen)
 	}
