@@ -36,6 +36,11 @@ func (d *Daemon) planDestroy(ctx context.Context, req admin.DestroyRequest) (*de
 	if d.vc == nil {
 		return nil, errors.New("destroy: the appliance has no vCenter (it runs without --site): there are no VMs to destroy")
 	}
+	select {
+	case <-d.vc.done:
+	default:
+		return nil, errors.New("destroy: the appliance is still applying the site to vCenter: run destroy again once it is done (see its log: site applied)")
+	}
 	vms, err := d.vc.fleet.Targets(ctx, fleet.Selection{Groups: req.Groups, Names: req.Names})
 	if err != nil {
 		return nil, err
@@ -47,8 +52,8 @@ func (d *Daemon) planDestroy(ctx context.Context, req admin.DestroyRequest) (*de
 	if err != nil {
 		return nil, err
 	}
-	if mgrs, workers := fleet.LastManagers(vms, members); len(mgrs) > 0 && !req.Force {
-		return nil, fleet.LastManagersError(mgrs, workers)
+	if err := fleet.CheckManagers(vms, members, req.Force); err != nil {
+		return nil, err
 	}
 	fleet.DestroyOrder(vms, members, d.opsVia(ctx, members))
 	p := &destroyPlan{vms: vms, members: members, last: map[string]bool{}, drain: DefaultDestroyDrain}

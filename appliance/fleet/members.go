@@ -120,6 +120,54 @@ func LastManagers(vms []vsphere.VM, members map[string]Member) (managers, worker
 	return managers, workersLeft
 }
 
+// QuorumLoss says whether destroying vms takes away some but not all of
+// the swarm's live managers and leaves too few for the raft quorum (a
+// majority of the managers it has now: the destroyed ones stay raft
+// members until demoted, which destroy cannot do): it returns the
+// managers going and how many the swarm has (nil, 0 when not).
+func QuorumLoss(vms []vsphere.VM, members map[string]Member) (going []string, managers int) {
+	in := map[string]bool{}
+	for _, vm := range vms {
+		in[vm.Name] = true
+	}
+	for _, m := range members {
+		if m.Revoked || m.NodeID == "" || m.Role != api.RoleManager {
+			continue
+		}
+		managers++
+		if in[m.VM] {
+			going = append(going, m.VM)
+		}
+	}
+	if len(going) == 0 || len(going) == managers || 2*(managers-len(going)) > managers {
+		return nil, 0
+	}
+	sort.Strings(going)
+	return going, managers
+}
+
+// QuorumLossError is the refusal of a destroy that would lose the raft
+// quorum (QuorumLoss), saying what to do.
+func QuorumLossError(going []string, managers int) error {
+	return fmt.Errorf("destroy: %s would leave %d of the swarm's %d managers, less than a majority: the swarm would lose its raft quorum and take no more changes; demote them first on a manager (docker node demote ID), destroy fewer managers at a time, or pass --force",
+		strings.Join(going, " "), managers-len(going), managers)
+}
+
+// CheckManagers refuses, unless force, a destroy of vms that leaves
+// workers without managers or the swarm without quorum.
+func CheckManagers(vms []vsphere.VM, members map[string]Member, force bool) error {
+	if force {
+		return nil
+	}
+	if mgrs, workers := LastManagers(vms, members); len(mgrs) > 0 {
+		return LastManagersError(mgrs, workers)
+	}
+	if going, n := QuorumLoss(vms, members); len(going) > 0 {
+		return QuorumLossError(going, n)
+	}
+	return nil
+}
+
 // LastManagersError is the refusal of a destroy that would leave workers
 // without a manager (LastManagers), saying what to do.
 func LastManagersError(managers, workers []string) error {
@@ -142,6 +190,8 @@ func SwarmPlan(vm vsphere.VM, members map[string]Member, online, last bool) stri
 		return fmt.Sprintf("swarm node %s stays (the appliance is not running, no manager is asked): run docker node rm --force %s on a manager; its certificate is revoked", m.NodeID, m.NodeID)
 	case last:
 		return fmt.Sprintf("swarm node %s (the swarm's last manager) goes with the swarm; its certificate is revoked", m.NodeID)
+	case m.Role == api.RoleManager:
+		return fmt.Sprintf("swarm node %s (a manager) is drained, then removed through another manager (Docker refuses while it is a raft member: then run docker node demote %s and docker node rm --force %s on a manager); its certificate is revoked", m.NodeID, m.NodeID, m.NodeID)
 	}
 	return fmt.Sprintf("swarm node %s is drained, then removed (docker node rm --force) through a manager; its certificate is revoked", m.NodeID)
 }

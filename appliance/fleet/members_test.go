@@ -76,3 +76,28 @@ func TestLastManagers(t *testing.T) {
 		t.Errorf("refusal %v does not name --force", err)
 	}
 }
+
+// TestQuorumLoss: destroying one of two managers, or two of three, loses
+// the raft quorum and is refused unless forced; one of three, or all of
+// them with no worker left, is not.
+func TestQuorumLoss(t *testing.T) {
+	t.Parallel()
+	vms, members := destroyFixture()
+	m1 := []vsphere.VM{vms[0]}
+	if err := CheckManagers(m1, members, false); err == nil || !strings.Contains(err.Error(), "quorum") || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("one of two managers: %v, want a quorum refusal", err)
+	}
+	if err := CheckManagers(m1, members, true); err != nil {
+		t.Errorf("forced: %v", err)
+	}
+	members["m3"] = Member{VM: "m3", Node: "m3", NodeID: "id-m3", Role: api.RoleManager, Active: true}
+	if err := CheckManagers(m1, members, false); err != nil {
+		t.Errorf("one of three managers: %v", err)
+	}
+	if going, n := QuorumLoss(vms[:2], members); !reflect.DeepEqual(going, []string{"m1", "m2"}) || n != 3 {
+		t.Errorf("two of three managers: %v of %d", going, n)
+	}
+	if err := CheckManagers(append(vms, vsphere.VM{Name: "m3"}), members, false); err != nil {
+		t.Errorf("everything goes: %v", err)
+	}
+}

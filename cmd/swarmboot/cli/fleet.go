@@ -426,8 +426,8 @@ func destroyOffline(ctx context.Context, g *Globals, f *fleet.Fleet, req admin.D
 	if err != nil {
 		return err
 	}
-	if mgrs, workers := fleet.LastManagers(vms, members); len(mgrs) > 0 && !req.Force {
-		return fleet.LastManagersError(mgrs, workers)
+	if err := fleet.CheckManagers(vms, members, req.Force); err != nil {
+		return err
 	}
 	fleet.DestroyOrder(vms, members, "")
 	for _, vm := range vms {

@@ -187,7 +187,7 @@ func TestDestroyThroughRunningAppliance(t *testing.T) {
 	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
 	macs := map[string]string{}
 	var apiURL string
-	for deadline := time.Now().Add(20 * time.Second); len(macs) < 2 || apiURL == ""; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); len(macs) < 2 || apiURL == "" || !strings.Contains(a.stderr.String(), "site applied"); time.Sleep(50 * time.Millisecond) {
 		for _, vm := range []string{"m1", "w1"} {
 			if m := regexp.MustCompile(`enrollment token for ` + vm + ` \(([0-9a-f:]{17})\)`).FindStringSubmatch(a.stderr.String()); m != nil {
 				macs[vm] = m[1]
@@ -197,7 +197,7 @@ func TestDestroyThroughRunningAppliance(t *testing.T) {
 			apiURL = m[1]
 		}
 		if len(a.done) > 0 || time.Now().After(deadline) {
-			t.Fatalf("no tokens for m1 and w1 or no agent API:\n%s", a.stderr.String())
+			t.Fatalf("no tokens for m1 and w1, no agent API or the site not applied:\n%s", a.stderr.String())
 		}
 	}
 	caPEM, err := os.ReadFile(filepath.Join(data, "ca", "ca.pem"))
@@ -349,15 +349,15 @@ groups:
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := fleetRun(t, append(base, "destroy", "--site", site, "--group", "managers", "--yes")...)
+	code, out, errs := fleetRun(t, append(base, "destroy", "--parallel", "1", "--site", site, "--group", "managers", "--yes")...)
 	if code != 1 || !strings.Contains(errs, "last manager") || !strings.Contains(errs, "w1") || strings.Contains(out, "destroyed") {
 		t.Fatalf("offline destroy of the last manager: exit %d, %q %q; want a refusal", code, out, errs)
 	}
-	code, out, errs = fleetRun(t, append(base, "destroy", "--site", site, "--dry-run", "--group", "workers")...)
+	code, out, errs = fleetRun(t, append(base, "destroy", "--parallel", "1", "--site", site, "--dry-run", "--group", "workers")...)
 	if code != 0 || !strings.Contains(out, "run docker node rm --force "+ids["w1"]+" on a manager") || !strings.Contains(out, "w2\" (group workers, poweredOn): power off and delete; node w2 never reported a swarm node") {
 		t.Fatalf("offline dry run: exit %d\n%s%s", code, out, errs)
 	}
-	code, out, errs = fleetRun(t, append(base, "destroy", "--site", site, "--yes", "--group", "workers")...)
+	code, out, errs = fleetRun(t, append(base, "destroy", "--parallel", "1", "--site", site, "--yes", "--group", "workers")...)
 	if code != 0 || !strings.Contains(out, "w1: certificate of node w1 revoked; swarm node "+ids["w1"]+" stays in the swarm (listed down): run on a manager: docker node rm --force "+ids["w1"]) ||
 		!strings.Contains(out, "w2: certificate of node w2 revoked") || !strings.Contains(out, "2 destroyed") {
 		t.Fatalf("offline destroy: exit %d\n%s%s", code, out, errs)
