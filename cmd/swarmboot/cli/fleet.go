@@ -348,6 +348,9 @@ Example:
 				err := c.Ping(ctx)
 				if err == nil {
 					defer c.CloseIdle()
+					if cmd.Flags().Changed("site") {
+						fmt.Fprintf(g.Stderr, "The appliance is running (%s): it destroys in the site it runs with; --site is not used.\n", c.Socket)
+					}
 					return destroyOnline(ctx, g, c, req, dry, yes)
 				}
 				if !errors.Is(err, admin.ErrNotRunning) {

@@ -380,3 +380,9 @@ groups:
 		return nil
 	})
 }
+
+func TestDestroyHelpTeaches(t *testing.T) {
+	helpTeaches(t, map[string][]string{
+		"destroy --help": {"--dry-run", "--force", "--drain-timeout", "workers first", "last manager", "docker node rm --force", "admin.sock", "Example:"},
+	})
+}
