@@ -193,7 +193,7 @@ func (d *Daemon) runDestroy(ctx context.Context, p *destroyPlan, send func(vm, s
 func (d *Daemon) destroyDrain(ctx context.Context, nodeID string, wait time.Duration) string {
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	start := time.Now()
+	start, first := time.Now(), -1
 	if err := d.api.SetAvailability(ctx, nodeID, api.AvailabilityDrain); err != nil {
 		return fmt.Sprintf("swarm node %s not drained (%v): deleting the VM anyway, its tasks are rescheduled once the swarm sees it down", nodeID, err)
 	}
@@ -210,8 +210,11 @@ func (d *Daemon) destroyDrain(ctx context.Context, nodeID string, wait time.Dura
 		if !known {
 			return fmt.Sprintf("swarm node %s drained (its tasks could not be counted: not waited for)", nodeID)
 		}
+		if first < 0 {
+			first = tasks
+		}
 		if tasks == 0 {
-			return fmt.Sprintf("swarm node %s drained, no tasks left (waited %s)", nodeID, time.Since(start).Round(time.Second))
+			return fmt.Sprintf("swarm node %s drained, no tasks left (%d when drained; waited %s)", nodeID, first, time.Since(start).Round(time.Second))
 		}
 		select {
 		case <-ctx.Done():

@@ -128,6 +128,7 @@ groups:
 type swarmManager struct {
 	mu      sync.Mutex
 	w1avail string
+	w1tasks int // tasks still on w1: 2 once drained, one fewer per push
 	w1gone  bool
 	results []api.NodeOpResult
 	ops     []string
@@ -141,7 +142,10 @@ func (m *swarmManager) report() api.Report {
 	nodes := []api.SwarmNode{{ID: mgrID, Hostname: "m1", Role: api.RoleManager, State: api.NodeReady, Availability: api.AvailabilityActive, Leader: true, TasksKnown: true}}
 	ids := []string{mgrID}
 	if !m.w1gone {
-		nodes = append(nodes, api.SwarmNode{ID: w1ID, Hostname: "w1", Role: api.RoleWorker, State: api.NodeReady, Availability: m.w1avail, TasksKnown: true})
+		nodes = append(nodes, api.SwarmNode{ID: w1ID, Hostname: "w1", Role: api.RoleWorker, State: api.NodeReady, Availability: m.w1avail, Tasks: m.w1tasks, TasksKnown: true})
+		if m.w1tasks > 0 {
+			m.w1tasks--
+		}
 		ids = append(ids, w1ID)
 	}
 	rep := api.Report{ImageVersion: "lab@aaaaaaaaaaaa", Docker: api.DockerState{Reachable: true},
@@ -160,7 +164,7 @@ func (m *swarmManager) do(ops []api.NodeOp) {
 		m.ops = append(m.ops, op.Do+" "+op.Node)
 		switch {
 		case op.Node == w1ID && op.Do == api.OpDrain:
-			m.w1avail = api.AvailabilityDrain
+			m.w1avail, m.w1tasks = api.AvailabilityDrain, 2
 		case op.Node == w1ID && op.Do == api.OpRemoveForce:
 			m.w1gone = true
 		}
@@ -260,7 +264,7 @@ func TestDestroyThroughRunningAppliance(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("destroy --yes: exit %d\n%s%s", code, out, errs)
 	}
-	for _, want := range []string{"w1 drain: swarm node " + w1ID + " drained", "w1 delete: VM powered off and deleted",
+	for _, want := range []string{"w1 drain: swarm node " + w1ID + " drained, no tasks left (2 when drained; ", "w1 delete: VM powered off and deleted",
 		"w1 revoke: certificate revoked; swarm node " + w1ID + " removed", "m1 revoke: certificate revoked", "Destroy complete: 2 of 2"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("destroy output lacks %q:\n%s", want, out)
