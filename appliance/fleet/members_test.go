@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/swarmboot/swarmboot/appliance/site"
 	"github.com/swarmboot/swarmboot/appliance/vsphere"
 	"github.com/swarmboot/swarmboot/pkg/api"
 )
@@ -99,5 +100,27 @@ func TestQuorumLoss(t *testing.T) {
 	}
 	if err := CheckManagers(append(vms, vsphere.VM{Name: "m3"}), members, false); err != nil {
 		t.Errorf("everything goes: %v", err)
+	}
+}
+
+// TestPlanNotesSwarmOfDeletes: plan's delete of a VM whose node reported
+// a swarm node says the swarm node stays and to run destroy first; a
+// never-enrolled or revoked one says nothing more.
+func TestPlanNotesSwarmOfDeletes(t *testing.T) {
+	t.Parallel()
+	_, members := destroyFixture()
+	r := members["w2"]
+	r.Revoked = true
+	members["w2"] = r
+	p := &Plan{Site: &site.Site{}, Changes: []Change{{Action: Delete, Name: "w1"}, {Action: Delete, Name: "w2"}, {Action: Delete, Name: "x1"}}}
+	p.noteSwarm(members)
+	var b strings.Builder
+	p.Write(&b)
+	out := b.String()
+	if !strings.Contains(out, "# swarm node id-w1 stays in the swarm (listed down) and node w1 keeps its certificate") || !strings.Contains(out, "run swarmboot destroy w1 first") {
+		t.Errorf("plan does not say what becomes of w1's swarm node:\n%s", out)
+	}
+	if strings.Count(out, "swarm node") != 1 {
+		t.Errorf("a note on the revoked w2 or the never-enrolled x1:\n%s", out)
 	}
 }

@@ -34,6 +34,9 @@ type Change struct {
 	VM      *vsphere.VM // as observed (nil for a create)
 	Reasons []string    // why, e.g. "cpus 2 → 4"
 	Image   string      // datastore ISO for creates of iso-boot groups
+	// Swarm says, for a delete, what becomes of the VM's swarm node
+	// ("" when it never reported one).
+	Swarm string
 }
 
 // Plan is the difference between the site file and vCenter.
@@ -102,7 +105,24 @@ func (f *Fleet) Plan(ctx context.Context) (*Plan, error) {
 		return nil, err
 	}
 	p.diff(vms)
+	if f.Store != nil {
+		members, err := Members(f.Store, nil)
+		if err != nil {
+			return nil, err
+		}
+		p.noteSwarm(members)
+	}
 	return p, nil
+}
+
+// noteSwarm says, on each delete of a VM whose node reported a swarm
+// node, that apply leaves that swarm node (destroy drains and removes).
+func (p *Plan) noteSwarm(members map[string]Member) {
+	for i, c := range p.Changes {
+		if m, ok := members[c.Name]; ok && c.Action == Delete && m.NodeID != "" && !m.Revoked {
+			p.Changes[i].Swarm = fmt.Sprintf("swarm node %s stays in the swarm (listed down) and node %s keeps its certificate: apply does not drain or remove it; run swarmboot destroy %s first to drain, remove and revoke it", m.NodeID, m.Node, c.Name)
+		}
+	}
 }
 
 func (p *Plan) diff(vms []vsphere.VM) {
@@ -256,7 +276,11 @@ func (p *Plan) Write(w io.Writer) {
 		case PowerOn:
 			fmt.Fprintf(w, "  # %s will be powered on (%s)\n  ~ vm %q\n\n", c.Name, strings.Join(c.Reasons, ", "), c.Name)
 		case Delete:
-			fmt.Fprintf(w, "  # %s will be destroyed (%s)\n  - vm %q\n\n", c.Name, strings.Join(c.Reasons, ", "), c.Name)
+			fmt.Fprintf(w, "  # %s will be destroyed (%s)\n", c.Name, strings.Join(c.Reasons, ", "))
+			if c.Swarm != "" {
+				fmt.Fprintf(w, "  # %s\n", c.Swarm)
+			}
+			fmt.Fprintf(w, "  - vm %q\n\n", c.Name)
 		case Rotate:
 			fmt.Fprintf(w, "  # %s differs but apply will not touch it: %s\n  ! vm %q\n\n", c.Name, strings.Join(c.Reasons, "; "), c.Name)
 		}
