@@ -1,12 +1,9 @@
 package admin
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -129,29 +126,7 @@ func (s *Server) handleDestroy(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("admin: destroy started", "groups", len(req.Groups), "names", len(req.Names))
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
-	_ = rc.Flush()
-	enc := json.NewEncoder(w)
-	for {
-		select {
-		case <-r.Context().Done():
-			log.Info("admin: the caller stopped following the destroy; it goes on")
-			return
-		case line, ok := <-ch:
-			if !ok {
-				return
-			}
-			if enc.Encode(line) != nil {
-				return
-			}
-			_ = rc.Flush()
-		}
-	}
+	streamLines(w, r, ch, log, "destroy")
 }
 
 // PlanDestroy asks what a destroy would do.
@@ -173,24 +148,6 @@ func (c *Client) Destroy(ctx context.Context, req DestroyRequest, line func(Dest
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(io.LimitReader(resp.Body, maxResponse))
-	sc.Buffer(make([]byte, 0, 4096), 64<<10)
-	for sc.Scan() {
-		var l DestroyLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			return nil, fmt.Errorf("appliance (admin socket %s): bad progress line: %w", c.Socket, err)
-		}
-		line(l)
-		if l.End {
-			return &l, nil
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("appliance (admin socket %s): progress stream: %w", c.Socket, err)
-	}
-	return nil, fmt.Errorf("appliance (admin socket %s): the progress stream ended before the destroy did (did the appliance stop?): see swarmboot node ls and the appliance's log", c.Socket)
+	return followLines(ctx, c, resp, func(l *DestroyLine) bool { return l.End }, line,
+		"the progress stream ended before the destroy did (did the appliance stop?): see swarmboot node ls and the appliance's log")
 }
