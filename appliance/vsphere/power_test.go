@@ -30,16 +30,8 @@ func runtimeOf(t *testing.T, c *Client, vm *VM) types.VirtualMachineRuntimeInfo 
 // into one line naming the VM.
 func TestResetAndSetImage(t *testing.T) {
 	// Not parallel: simulators share package state.
-	sim, c := startSim(t)
+	sim, c, p, folder := simFolder(t)
 	ctx := context.Background()
-	p, err := c.Resolve(ctx, sim.Site())
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder, err := c.EnsureFolder(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	vm, err := c.CreateVM(ctx, p, folder, VMSpec{Name: "tf-sw-1", Group: "workers", Role: "worker", Image: "worker-old", Index: 1,
 		CPUs: 1, MemoryMiB: 512, DiskGiB: 1, GuestID: "otherLinux64Guest", Firmware: "bios", Boot: "pxe",
 		BIOSUUID: uuid.NewString(), InstanceUUID: uuid.NewString()})

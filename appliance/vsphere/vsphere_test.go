@@ -34,6 +34,22 @@ func startSim(t *testing.T) (*Sim, *Client) {
 	return sim, c
 }
 
+// simFolder is startSim with the site resolved and its folder made.
+func simFolder(t *testing.T) (*Sim, *Client, *Placement, *object.Folder) {
+	t.Helper()
+	sim, c := startSim(t)
+	ctx := context.Background()
+	p, err := c.Resolve(ctx, sim.Site())
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder, err := c.EnsureFolder(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, c, p, folder
+}
+
 func TestConnectPinnedThumbprintAndLoginFaults(t *testing.T) {
 	// Not parallel: simulators share package state.
 	sim, _ := startSim(t)
@@ -224,16 +240,8 @@ func extra(m *mo.VirtualMachine, key string) string {
 
 func TestCreateVMBootModesAndFirmwares(t *testing.T) {
 	// Not parallel: simulators share package state.
-	sim, c := startSim(t)
+	sim, c, p, folder := simFolder(t)
 	ctx := context.Background()
-	p, err := c.Resolve(ctx, sim.Site())
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder, err := c.EnsureFolder(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, tc := range []struct{ boot, fw string }{{"iso", "bios"}, {"iso", "efi"}, {"pxe", "bios"}, {"pxe", "efi"}} {
 		name := "tf-sw-" + tc.boot + "-" + tc.fw
 		spec := VMSpec{Name: name, Group: "workers", Role: "worker", Image: "docker", Index: 1, CPUs: 2, MemoryMiB: 1024,
@@ -347,16 +355,8 @@ func TestCreateVMBootModesAndFirmwares(t *testing.T) {
 
 func TestFaultsBecomeOneClearLine(t *testing.T) {
 	// Not parallel: simulators share package state.
-	sim, c := startSim(t)
+	sim, c, p, folder := simFolder(t)
 	ctx := context.Background()
-	p, err := c.Resolve(ctx, sim.Site())
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder, err := c.EnsureFolder(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	spec := VMSpec{Name: "tf-sw-1", Group: "w", Index: 1, CPUs: 1, MemoryMiB: 512, DiskGiB: 1, GuestID: "otherLinux64Guest", Firmware: "bios", Boot: "pxe", Token: "secret-token-value"}
 	cases := []struct {
 		fault types.BaseMethodFault

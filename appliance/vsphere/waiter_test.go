@@ -17,16 +17,8 @@ import (
 // and a task it does not know, each with its own result.
 func TestWaiterSharesRoundsAndReportsFaults(t *testing.T) {
 	// Not parallel: simulators share package state.
-	sim, c := startSim(t)
+	_, c, p, folder := simFolder(t)
 	ctx := context.Background()
-	p, err := c.Resolve(ctx, sim.Site())
-	if err != nil {
-		t.Fatal(err)
-	}
-	folder, err := c.EnsureFolder(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
 	w := c.NewWaiter()
 	defer w.Close()
 	var vms []*VM
@@ -50,6 +42,7 @@ func TestWaiterSharesRoundsAndReportsFaults(t *testing.T) {
 		if i == 2 {
 			spec = types.VirtualMachineConfigSpec{GuestId: "no-such-guest"}
 		}
+		var err error
 		if tasks[i], err = c.Object(vm).Reconfigure(ctx, spec); err != nil {
 			t.Fatal(err)
 		}
