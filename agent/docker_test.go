@@ -151,14 +151,7 @@ const dockerNodes = `[
 func TestPushNodes(t *testing.T) {
 	t.Parallel()
 	f := &fakeDocker{state: "active", control: true, nodes: dockerNodes}
-	d, err := NewDocker(f.serve(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := d.Push(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.push(t)
 	want := []api.SwarmNode{
 		{ID: "m1id", Hostname: "lab-m1", Role: "manager", State: "ready", Availability: "active", Addr: "10.77.0.11", Leader: true, EngineVersion: "20.10.24+dfsg1"},
 		{ID: "w1id", Hostname: "lab-w1", Role: "worker", State: "ready", Availability: "active", Addr: "10.77.0.12", EngineVersion: "20.10.24+dfsg1"},

@@ -39,14 +39,7 @@ func TestPushTaskCounts(t *testing.T) {
 			w.Write([]byte(dockerTasks))
 		})
 	}
-	d, err := NewDocker(f.serve(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := d.Push(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.push(t)
 	want := map[string]int{"m1id": 2, "w1id": 1, "w2id": 1, "w3id": 0, "w4id": 0}
 	for _, n := range p.Nodes {
 		if !n.TasksKnown || n.Tasks != want[n.ID] {
@@ -74,14 +67,7 @@ func TestPushTasksUnknown(t *testing.T) {
 			http.Error(w, `{"message":"rpc error: code = Unavailable"}`, http.StatusServiceUnavailable)
 		})
 	}
-	d, err := NewDocker(f.serve(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := d.Push(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := f.push(t)
 	if len(p.Nodes) != 5 {
 		t.Fatalf("pushed %d nodes, want 5", len(p.Nodes))
 	}
@@ -90,4 +76,18 @@ func TestPushTasksUnknown(t *testing.T) {
 			t.Errorf("node %s: tasks %d known %v, want unknown", n.ID, n.Tasks, n.TasksKnown)
 		}
 	}
+}
+
+// push is what an agent on f's dockerd pushes as a manager.
+func (f *fakeDocker) push(t *testing.T) *api.ManagerPush {
+	t.Helper()
+	d, err := NewDocker(f.serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := d.Push(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
