@@ -35,27 +35,8 @@ func TestApplianceRunSimulated(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startAppliance(t, dir, filepath.Join(dir, "data"), "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
-	stdout, stderr, done, httpAddr := a.stdout, a.stderr, a.done, a.httpAddr
-	re := regexp.MustCompile(`enrollment token for w1 \(([0-9a-f:]{17})\)`)
-	var mac string
-	for deadline := time.Now().Add(20 * time.Second); mac == ""; time.Sleep(50 * time.Millisecond) {
-		if m := re.FindStringSubmatch(stderr.String()); m != nil {
-			mac = m[1]
-		} else if len(done) > 0 || time.Now().After(deadline) {
-			t.Fatalf("no token issued for w1:\n%s", stderr.String())
-		}
-	}
-	resp, err := http.Get("http://" + httpAddr + "/boot/" + mac + ".ipxe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	m := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("script of w1 has no token:\n%s", b)
-	}
-	tok := string(m[1])
+	stdout, stderr := a.stdout, a.stderr
+	tok := a.scriptToken(t, a.tokenMAC(t, "w1"))
 	time.Sleep(100 * time.Millisecond) // let the script's log lines land
 	if strings.Contains(stderr.String(), tok) || strings.Contains(stdout.String(), tok) {
 		t.Error("the token was printed")
@@ -99,4 +80,64 @@ func startAppliance(t *testing.T, dir, data string, extra ...string) *testApplia
 		}
 	})
 	return a
+}
+
+// waitLog waits until the appliance's log matches re and returns the
+// match and its groups; the test fails after 20 s, or when the appliance
+// exits first.
+func (a *testAppliance) waitLog(t *testing.T, re *regexp.Regexp) []string {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if m := re.FindStringSubmatch(a.stderr.String()); m != nil {
+			return m
+		}
+		if len(a.done) > 0 || time.Now().After(deadline) {
+			t.Fatalf("the appliance's log never showed /%s/:\n%s", re, a.stderr.String())
+		}
+	}
+}
+
+// tokenMAC waits until the appliance has issued vm's enrollment token
+// and returns the MAC it is for.
+func (a *testAppliance) tokenMAC(t *testing.T, vm string) string {
+	t.Helper()
+	return a.waitLog(t, regexp.MustCompile(`enrollment token for `+regexp.QuoteMeta(vm)+` \(([0-9a-f:]{17})\)`))[1]
+}
+
+// apiURL waits until the appliance logs its agent API and returns its URL.
+func (a *testAppliance) apiURL(t *testing.T) string {
+	t.Helper()
+	return a.waitLog(t, regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`))[1]
+}
+
+// scriptToken fetches mac's iPXE script from the appliance and returns
+// the enrollment token on its kernel line.
+func (a *testAppliance) scriptToken(t *testing.T, mac string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(script)
+	if m == nil {
+		t.Fatalf("the script of %s has no token:\n%s", mac, script)
+	}
+	return string(m[1])
+}
+
+// heartbeat runs beat every 50 ms until the test ends: an agent's loop,
+// played by the test.
+func heartbeat(t *testing.T, beat func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			beat(ctx)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
 }

@@ -5,15 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/swarmboot/swarmboot/agent"
 	"github.com/swarmboot/swarmboot/appliance/admin"
@@ -188,63 +185,29 @@ func TestDestroyThroughRunningAppliance(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := startAppliance(t, dir, data, "--site", filepath.Join(dir, "lab.yml"), "--simulate", "--token", "all")
-	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
-	macs := map[string]string{}
-	var apiURL string
-	for deadline := time.Now().Add(20 * time.Second); len(macs) < 2 || apiURL == "" || !strings.Contains(a.stderr.String(), "site applied"); time.Sleep(50 * time.Millisecond) {
-		for _, vm := range []string{"m1", "w1"} {
-			if m := regexp.MustCompile(`enrollment token for ` + vm + ` \(([0-9a-f:]{17})\)`).FindStringSubmatch(a.stderr.String()); m != nil {
-				macs[vm] = m[1]
-			}
-		}
-		if m := apiRE.FindStringSubmatch(a.stderr.String()); m != nil {
-			apiURL = m[1]
-		}
-		if len(a.done) > 0 || time.Now().After(deadline) {
-			t.Fatalf("no tokens for m1 and w1, no agent API or the site not applied:\n%s", a.stderr.String())
-		}
-	}
+	macs := map[string]string{"m1": a.tokenMAC(t, "m1"), "w1": a.tokenMAC(t, "w1")}
+	apiURL := a.apiURL(t)
+	a.waitLog(t, regexp.MustCompile(`site applied`))
 	caPEM, err := os.ReadFile(filepath.Join(data, "ca", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	enroll := func(vm, uuid string) *agent.Client {
-		resp, err := http.Get("http://" + a.httpAddr + "/boot/" + macs[vm] + ".ipxe")
-		if err != nil {
-			t.Fatal(err)
-		}
-		script, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		tm := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(script)
-		if tm == nil {
-			t.Fatalf("no token in %s's script:\n%s", vm, script)
-		}
-		cl, _, _ := enrolltest.Enroll(t, apiURL, caPEM, string(tm[1]), uuid, macs[vm])
+		cl, _, _ := enrolltest.Enroll(t, apiURL, caPEM, a.scriptToken(t, macs[vm]), uuid, macs[vm])
 		return cl
 	}
 	mcl := enroll("m1", "00000000-0000-0000-0000-0000000000e1")
 	wcl := enroll("w1", "00000000-0000-0000-0000-0000000000e2")
 	mgr := &swarmManager{w1avail: api.AvailabilityActive}
-	ctx, cancel := context.WithCancel(context.Background())
-	beat := make(chan struct{}, 2)
-	go func() {
-		defer func() { beat <- struct{}{} }()
-		for ctx.Err() == nil {
-			if ans, err := mcl.ReportOps(ctx, mgr.report()); err == nil {
-				mgr.do(ans.Ops)
-			}
-			time.Sleep(50 * time.Millisecond)
+	heartbeat(t, func(ctx context.Context) {
+		if ans, err := mcl.ReportOps(ctx, mgr.report()); err == nil {
+			mgr.do(ans.Ops)
 		}
-	}()
-	go func() {
-		defer func() { beat <- struct{}{} }()
-		for ctx.Err() == nil {
-			wcl.ReportOps(ctx, api.Report{ImageVersion: "lab@aaaaaaaaaaaa", Docker: api.DockerState{Reachable: true},
-				Swarm: api.SwarmState{State: "active", NodeID: w1ID, Role: api.RoleWorker, ClusterID: "c1"}})
-			time.Sleep(50 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-beat; <-beat }()
+	})
+	heartbeat(t, func(ctx context.Context) {
+		wcl.ReportOps(ctx, api.Report{ImageVersion: "lab@aaaaaaaaaaaa", Docker: api.DockerState{Reachable: true},
+			Swarm: api.SwarmState{State: "active", NodeID: w1ID, Role: api.RoleWorker, ClusterID: "c1"}})
+	})
 	if out, ok := nodeLsUntil(t, data, func(out string) bool {
 		return strings.Contains(out, mgrID[:12]) && strings.Contains(out, w1ID[:12])
 	}); !ok {

@@ -112,13 +112,8 @@ func TestAdminAgainstRunningAppliance(t *testing.T) {
 	data := filepath.Join(dir, "data")
 	a := startAppliance(t, dir, data)
 	stdout, stderr, done, httpAddr, ctx := a.stdout, a.stderr, a.done, a.httpAddr, a.ctx
-	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
-	var apiURL string
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if m := apiRE.FindStringSubmatch(stderr.String()); m != nil && admin.NewClient(admin.SocketPath(data)).Ping(ctx) == nil {
-			apiURL = m[1]
-			break
-		}
+	apiURL := a.apiURL(t)
+	for deadline := time.Now().Add(20 * time.Second); admin.NewClient(admin.SocketPath(data)).Ping(ctx) != nil; time.Sleep(50 * time.Millisecond) {
 		if len(done) > 0 || time.Now().After(deadline) {
 			t.Fatalf("the appliance did not come up with its admin socket:\n%s", stderr.String())
 		}

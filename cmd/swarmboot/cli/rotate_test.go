@@ -219,61 +219,34 @@ func rollSingleManager(t *testing.T, boot string) {
 			os.WriteFile(filepath.Join(art, img+f), b, 0o644)
 		}
 	}
-	macRE := regexp.MustCompile(`enrollment token for m1 \(([0-9a-f:]{17})\)`)
-	apiRE := regexp.MustCompile(`agent API (https://127\.0\.0\.1:\d+),`)
-	var mac, apiURL string
-	for deadline := time.Now().Add(20 * time.Second); mac == "" || apiURL == ""; time.Sleep(50 * time.Millisecond) {
-		if m := macRE.FindStringSubmatch(a.stderr.String()); m != nil {
-			mac = m[1]
-		}
-		if m := apiRE.FindStringSubmatch(a.stderr.String()); m != nil {
-			apiURL = m[1]
-		}
-		if len(a.done) > 0 || time.Now().After(deadline) {
-			t.Fatalf("no token for m1 or no agent API:\n%s", a.stderr.String())
-		}
-	}
-	resp, err := http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	script, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	tm := regexp.MustCompile(`swarmboot\.token=(\S+)`).FindSubmatch(script)
+	mac, apiURL := a.tokenMAC(t, "m1"), a.apiURL(t)
+	var tok string
 	if boot == "iso" {
 		// An iso VM does not netboot: its token comes another way.
 		code, out, errs := runCLI(t, data, "token", "create", "--mac", mac)
 		if code != 0 {
 			t.Fatalf("token create: %s", errs)
 		}
-		tm = [][]byte{nil, []byte(strings.TrimSpace(out))}
-	}
-	if tm == nil {
-		t.Fatalf("no token in m1's script:\n%s", script)
+		tok = strings.TrimSpace(out)
+	} else {
+		tok = a.scriptToken(t, mac)
 	}
 	caPEM, err := os.ReadFile(filepath.Join(data, "ca", "ca.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, _, _ := enrolltest.Enroll(t, apiURL, caPEM, string(tm[1]), "00000000-0000-0000-0000-0000000000e1", mac)
+	cl, _, _ := enrolltest.Enroll(t, apiURL, caPEM, tok, "00000000-0000-0000-0000-0000000000e1", mac)
 	agent := &managerAgent{version: "lab@aaaaaaaaaaaa", avail: api.AvailabilityActive, up: true}
-	ctx, cancel := context.WithCancel(context.Background())
-	beat := make(chan struct{})
-	go func() {
-		defer close(beat)
-		for ctx.Err() == nil {
-			agent.mu.Lock()
-			up := agent.up
-			agent.mu.Unlock()
-			if up {
-				if ans, err := cl.ReportOps(ctx, agent.report()); err == nil {
-					agent.do(ans.Ops)
-				}
+	heartbeat(t, func(ctx context.Context) {
+		agent.mu.Lock()
+		up := agent.up
+		agent.mu.Unlock()
+		if up {
+			if ans, err := cl.ReportOps(ctx, agent.report()); err == nil {
+				agent.do(ans.Ops)
 			}
-			time.Sleep(50 * time.Millisecond)
 		}
-	}()
-	defer func() { cancel(); <-beat }()
+	})
 
 	var code int
 	var out, errs string
@@ -332,11 +305,11 @@ func rollSingleManager(t *testing.T, boot string) {
 			t.Errorf("after the iso roll the VM does not record lab2's datastore ISO:\n%s%s", plan, errs)
 		}
 	} else {
-		resp, err = http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
+		resp, err := http.Get("http://" + a.httpAddr + "/boot/" + mac + ".ipxe")
 		if err != nil {
 			t.Fatal(err)
 		}
-		script, _ = io.ReadAll(resp.Body)
+		script, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if !strings.Contains(string(script), "lab2-kernel") {
 			t.Errorf("m1's script after the roll does not boot lab2:\n%s", script)
