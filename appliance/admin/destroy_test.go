@@ -100,12 +100,8 @@ func FuzzDestroyRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var r DestroyRequest
-		err := decode(strings.NewReader(string(body)), &r)
-		if err != nil {
-			if !errors.Is(err, ErrDecode) {
-				t.Fatalf("refusal without ErrDecode: %v", err)
-			}
+		r, ok := fuzzDecode[DestroyRequest](t, body)
+		if !ok {
 			return
 		}
 		if len(body) > MaxRequest || len(r.Groups)+len(r.Names) > maxDestroyNames {

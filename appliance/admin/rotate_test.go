@@ -148,12 +148,8 @@ func FuzzRotateRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var req RotateRequest
-		err := decode(strings.NewReader(string(body)), &req)
-		if err != nil {
-			if !errors.Is(err, ErrDecode) {
-				t.Fatalf("refusal without ErrDecode: %v", err)
-			}
+		req, ok := fuzzDecode[RotateRequest](t, body)
+		if !ok {
 			return
 		}
 		if len(req.Groups) == 0 || len(req.Groups) > maxGroups {

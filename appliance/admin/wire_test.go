@@ -57,22 +57,33 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var tr TokenRequest
-		if err := decode(strings.NewReader(string(body)), &tr); err == nil {
+		if tr, ok := fuzzDecode[TokenRequest](t, body); ok {
 			if len(body) > MaxRequest || (tr.VM == "" && tr.MAC == "") || len(tr.VM) > maxName || len(tr.BIOSUUID) > maxName {
 				t.Fatalf("accepted out-of-bounds token request %+v from %q", tr, body)
 			}
 			if d, err := tr.Duration(); err != nil || d < 0 {
 				t.Fatalf("accepted ttl %q: %v", tr.TTL, err)
 			}
-		} else if !errors.Is(err, ErrDecode) {
-			t.Fatalf("refusal without ErrDecode: %v", err)
 		}
-		var rr RevokeRequest
-		if err := decode(strings.NewReader(string(body)), &rr); err == nil {
+		if rr, ok := fuzzDecode[RevokeRequest](t, body); ok {
 			if rr.Name == "" || len(rr.Name) > maxName || strings.ContainsAny(rr.Name, "\x00\n\r\x1b") {
 				t.Fatalf("accepted revoke name %q", rr.Name)
 			}
 		}
 	})
+}
+
+// fuzzDecode decodes body as a T the way the server does; a refusal must
+// be an ErrDecode (ok is then false).
+func fuzzDecode[T any, PT interface {
+	*T
+	Validate() error
+}](t *testing.T, body []byte) (T, bool) {
+	t.Helper()
+	var v T
+	err := decode(strings.NewReader(string(body)), PT(&v))
+	if err != nil && !errors.Is(err, ErrDecode) {
+		t.Fatalf("refusal without ErrDecode: %v", err)
+	}
+	return v, err == nil
 }
