@@ -168,9 +168,7 @@ func (d *Daemon) runDestroy(ctx context.Context, p *destroyPlan, send func(vm, s
 			send(vm.Name, "swarm", "node "+m.Node+" was revoked before: its swarm node is left as it is")
 		case p.last[vm.Name]:
 			// No manager is left to remove it: the swarm went with it.
-			gone, cancel := context.WithCancel(ctx)
-			cancel()
-			if _, err := d.api.RevokeNode(gone, m.Node); err != nil {
+			if err := d.api.RevokeCert(m.Node); err != nil {
 				return i + 1, fmt.Errorf("revoke node %s: %w", m.Node, err)
 			}
 			send(vm.Name, "revoke", fmt.Sprintf("certificate revoked; swarm node %s was the swarm's last manager: the swarm is gone with it", m.NodeID))

@@ -106,9 +106,11 @@ func (s *Server) forgetNode(name string) {
 	})
 }
 
-// revokeCert revokes the node named name: its certificate stops working
-// at once and it cannot enroll again with its spent token.
-func (s *Server) revokeCert(name string) error {
+// RevokeCert revokes the node named name: its certificate stops working
+// at once and it cannot enroll again with its spent token. Its swarm node
+// is left alone (Revoke and RevokeNode also remove it): for a node whose
+// swarm is gone with it.
+func (s *Server) RevokeCert(name string) error {
 	s.init()
 	err := s.Store.Update(func(tx *store.Tx) error {
 		if err := tx.RevokeNode(name, s.Now()); err != nil {

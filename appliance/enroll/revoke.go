@@ -21,7 +21,7 @@ import (
 // manager could. RevokeNode is the same with the caller's context and the
 // outcome returned.
 func (s *Server) Revoke(name string) error {
-	if err := s.revokeCert(name); err != nil {
+	if err := s.RevokeCert(name); err != nil {
 		return err
 	}
 	done := make(chan string, 1)
@@ -45,7 +45,7 @@ func (s *Server) Revoke(name string) error {
 // people: removed, not in the swarm, or why it stays and how to remove it
 // by hand. err is only about the revoke itself.
 func (s *Server) RevokeNode(ctx context.Context, name string) (swarmNote string, err error) {
-	if err := s.revokeCert(name); err != nil {
+	if err := s.RevokeCert(name); err != nil {
 		return "", err
 	}
 	return s.removeRevoked(ctx, name), nil

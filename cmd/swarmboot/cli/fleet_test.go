@@ -233,6 +233,11 @@ func TestDestroyThroughRunningAppliance(t *testing.T) {
 			t.Errorf("destroy output lacks %q:\n%s", want, out)
 		}
 	}
+	// m1 was the last manager: its certificate is revoked, and nothing
+	// claims its swarm node stays (the swarm went with it).
+	if strings.Contains(a.stderr.String(), "stays in the swarm") {
+		t.Errorf("the appliance says a swarm node stays after destroying the whole swarm:\n%s", a.stderr.String())
+	}
 	mgr.mu.Lock()
 	ops := strings.Join(mgr.ops, ", ")
 	mgr.mu.Unlock()
