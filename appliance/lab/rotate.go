@@ -52,9 +52,8 @@ func (l *Lab) reset(ctx context.Context, mc *Machine) error {
 // image. It returns the new image's version.
 func (l *Lab) RotateWorkers(ctx context.Context) (string, error) {
 	l.generation++
-	gen := l.generation + 1
-	name := fmt.Sprintf("lab-%d", gen)
-	m, err := l.buildImage(ctx, name, gen)
+	name := fmt.Sprintf("lab-%d", l.generation)
+	m, err := l.buildImage(ctx, name, l.generation)
 	if err != nil {
 		return "", err
 	}

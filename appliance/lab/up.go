@@ -83,8 +83,8 @@ type Lab struct {
 	Version  string // the first image's version (build name@digest)
 	art      string // the artifacts directory the appliance serves
 	site     *site.Site
-	// generation counts the rolls RotateWorkers made (its images are
-	// lab-2, lab-3, …).
+	// generation is the newest lab image's: 1 for "lab", which Up
+	// builds; RotateWorkers builds lab-2, lab-3, ….
 	generation int
 	power      sync.Mutex // one reset or power-on at a time
 	Started    time.Time
@@ -250,7 +250,8 @@ func Up(ctx context.Context, opt Options) (_ *Lab, err error) {
 	}
 	os.RemoveAll(filepath.Join(opt.Dir, "stage"))
 	say("lab: images synthesized in %v (kernel %s)", time.Since(t0).Round(100*time.Millisecond), refs.KernelVersion)
-	if _, err := l.buildImage(ctx, "lab", 1); err != nil {
+	l.generation = 1
+	if _, err := l.buildImage(ctx, "lab", l.generation); err != nil {
 		return nil, err
 	}
 
